@@ -1,0 +1,100 @@
+"""Validate the answers before anything is rendered.
+
+On bad input this prints one line naming the field, the value and what is
+allowed, then exits 1: cookiecutter removes the project directory it made.
+"""
+
+import json
+import keyword
+import math
+import re
+import sys
+from pathlib import PurePosixPath
+
+# Answers are read as data: pasting them into this source would break on quotes.
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
+PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
+LOG_DIR_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+MAX_NAME = 50
+MAX_LOG_DIR = 60
+# Top-level folders of the generated project that logs must not be mixed into.
+RESERVED_DIRS = {"src", "tests", ".git", ".github"}
+
+
+class BadAnswer(Exception):
+    def __init__(self, field: str, value: object, allowed: str) -> None:
+        super().__init__(f"{field}={value!r} is not valid: {allowed}")
+
+
+def check_name(field: str, value: str, pattern: re.Pattern[str], shape: str) -> None:
+    if not pattern.fullmatch(value):
+        raise BadAnswer(field, value, shape)
+    if len(value) > MAX_NAME:
+        raise BadAnswer(field, value, f"keep it to {MAX_NAME} characters or fewer")
+    identifier = value.replace("-", "_")
+    if keyword.iskeyword(identifier) or keyword.issoftkeyword(identifier):
+        raise BadAnswer(field, value, "it must not be a Python keyword")
+    if identifier in sys.stdlib_module_names:
+        raise BadAnswer(field, value, "it must not shadow a standard-library module")
+
+
+def check_log_dir(value: str) -> None:
+    allowed = (
+        "use a relative path of letters, digits, '.', '_' and '-' separated by '/', "
+        "inside the project (no leading '/', no '..')"
+    )
+    parts = value.split("/")
+    if len(value) > MAX_LOG_DIR:
+        raise BadAnswer("log_dir", value, f"keep it to {MAX_LOG_DIR} characters or fewer")
+    if not value or PurePosixPath(value).is_absolute() or not all(map(LOG_DIR_PART.fullmatch, parts)):
+        raise BadAnswer("log_dir", value, allowed)
+    if parts[0] in RESERVED_DIRS:
+        raise BadAnswer("log_dir", value, f"it must not be inside {', '.join(sorted(RESERVED_DIRS))}")
+
+
+def positive(field: str, value: object, kind: type) -> float:
+    allowed = "a positive whole number" if kind is int else "a positive number"
+    try:
+        number = kind(str(value).strip())
+    except ValueError:
+        raise BadAnswer(field, value, allowed) from None
+    if not math.isfinite(number) or number <= 0:
+        raise BadAnswer(field, value, allowed)
+    return number
+
+
+def check_levels(answers: dict) -> None:
+    for field in ("log_level", "console_log_level", "info_log_level", "error_log_level"):
+        if answers[field] not in LEVELS:
+            raise BadAnswer(field, answers[field], f"choose one of {', '.join(LEVELS)}")
+    overall = LEVELS.index(answers["log_level"])
+    for field in ("console_log_level", "info_log_level", "error_log_level"):
+        if LEVELS.index(answers[field]) < overall:
+            raise BadAnswer(
+                field,
+                answers[field],
+                f"it is below log_level={answers['log_level']!r}, so records at that level "
+                "would never reach this handler; raise it or lower log_level",
+            )
+
+
+def main(answers: dict) -> None:
+    if not answers["project_name"].strip():
+        raise BadAnswer("project_name", answers["project_name"], "it must not be empty")
+    check_name("project_slug", answers["project_slug"], SLUG, "use lowercase letters, digits and single '-' or '_' between them, starting with a letter")
+    check_name("package_name", answers["package_name"], PACKAGE, "use lowercase letters, digits and '_', not starting with a digit")
+    check_log_dir(answers["log_dir"])
+    check_levels(answers)
+    positive("log_max_mb", answers["log_max_mb"], float)
+    positive("log_backup_count", answers["log_backup_count"], int)
+
+
+if __name__ == "__main__":
+    try:
+        main(ANSWERS)
+    except BadAnswer as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""Train a model; logging is configured by ``config.setup_logging()``."""

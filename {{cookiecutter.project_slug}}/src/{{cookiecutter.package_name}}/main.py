@@ -1,0 +1,58 @@
+"""Entry point: a small training run that shows where the logs go."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+from .config import setup_logging
+from .data import make_dataset, split
+from .train import TrainingDiverged, train
+
+logger = logging.getLogger(__name__)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="{{ cookiecutter.project_slug }}",
+        description="Train a toy linear model and log the run.",
+    )
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--samples", type=positive_int, default=200)
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=0.005,
+        help="learning rate (a large one, e.g. 5, diverges and is logged as an error)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log_dir = setup_logging()
+    started = time.perf_counter()
+    logger.info("Training started: %s", vars(args))
+
+    train_set, valid_set = split(make_dataset(args.samples, seed=args.seed))
+    try:
+        train(train_set, valid_set, epochs=args.epochs, lr=args.lr)
+    except TrainingDiverged as error:
+        logger.error("Training diverged: %s; try a smaller --lr", error)
+        status = 1
+    else:
+        status = 0
+
+    logger.info("Training finished in %.2fs", time.perf_counter() - started)
+    if log_dir is not None:
+        logger.info("Logs are in %s", log_dir)
+    return status

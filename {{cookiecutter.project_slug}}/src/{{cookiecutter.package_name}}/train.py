@@ -1,0 +1,51 @@
+"""A toy training loop: fit a line by stochastic gradient descent."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from .data import Sample
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being a finite number."""
+
+
+@dataclass
+class LinearModel:
+    weight: float = 0.0
+    bias: float = 0.0
+
+    def predict(self, x: float) -> float:
+        return self.weight * x + self.bias
+
+
+def mean_squared_error(model: LinearModel, samples: list[Sample]) -> float:
+    return sum((model.predict(x) - y) ** 2 for x, y in samples) / len(samples)
+
+
+def train(
+    train_set: list[Sample], valid_set: list[Sample], epochs: int, lr: float
+) -> LinearModel:
+    """Train for ``epochs`` passes; raise TrainingDiverged if the loss blows up."""
+    model = LinearModel()
+    best = math.inf
+    for epoch in range(1, epochs + 1):
+        for step, (x, y) in enumerate(train_set):
+            error = model.predict(x) - y
+            model.weight -= lr * 2.0 * error * x
+            model.bias -= lr * 2.0 * error
+            logger.debug("epoch %d step %d loss %.4f", epoch, step, error * error)
+        valid_loss = mean_squared_error(model, valid_set)
+        if not math.isfinite(valid_loss) or valid_loss > 1e6:
+            raise TrainingDiverged(f"validation loss {valid_loss:.3g} at epoch {epoch}")
+        logger.info("epoch %d/%d valid_loss=%.4f", epoch, epochs, valid_loss)
+        if valid_loss > best:
+            logger.warning("Validation loss rose from %.4f to %.4f", best, valid_loss)
+        best = min(best, valid_loss)
+    logger.info("Fitted y = %.3fx + %.3f", model.weight, model.bias)
+    return model

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+SRC_DIR = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo setup_logging() so every test starts from an unconfigured process."""
+    hooks = sys.excepthook, threading.excepthook
+    root = logging.getLogger()
+    level = root.level
+    yield
+    logging.captureWarnings(False)
+    sys.excepthook, threading.excepthook = hooks
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+
+
+@pytest.fixture
+def run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run Python code or ``-m`` arguments in a fresh interpreter inside tmp_path."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        environ = {**os.environ, **(env or {})}
+        environ["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(SRC_DIR), os.environ.get("PYTHONPATH")])
+        )
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=tmp_path,
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run
