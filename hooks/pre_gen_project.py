@@ -17,6 +17,7 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 LOG_DIR_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 MAX_NAME = 50
 MAX_LOG_DIR = 60
@@ -86,6 +87,8 @@ def main(answers: dict) -> None:
         raise BadAnswer("project_name", answers["project_name"], "it must not be empty")
     check_name("project_slug", answers["project_slug"], SLUG, "use lowercase letters, digits and single '-' or '_' between them, starting with a letter")
     check_name("package_name", answers["package_name"], PACKAGE, "use lowercase letters, digits and '_', not starting with a digit")
+    if answers["author_email"] and not EMAIL.fullmatch(answers["author_email"]):
+        raise BadAnswer("author_email", answers["author_email"], "use an address like name@example.org, or leave it empty")
     check_log_dir(answers["log_dir"])
     check_levels(answers)
     positive("log_max_mb", answers["log_max_mb"], float)
@@ -96,5 +99,5 @@ if __name__ == "__main__":
     try:
         main(ANSWERS)
     except BadAnswer as error:
-        print(f"ERROR: {error}", file=sys.stderr)
+        print(f"Invalid answer: {error}", file=sys.stderr)
         sys.exit(1)

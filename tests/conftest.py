@@ -1,0 +1,88 @@
+"""Shared helpers: bake the template with real cookiecutter, run what it made."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+
+
+def run(
+    *command: str | os.PathLike[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; on an unexpected exit status, fail with its output."""
+    result = subprocess.run(
+        [str(part) for part in command],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(map(str, command))} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        )
+    return result
+
+
+def tool(name: str) -> str:
+    """A console script installed beside this interpreter (the test venv's)."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
+    return found
+
+
+Bake = Callable[..., Path]
+
+
+@pytest.fixture
+def bake(cookies) -> Bake:  # type: ignore[no-untyped-def]
+    """Render the template with these answers and return the project directory."""
+
+    def bake(**answers: object) -> Path:
+        result = cookies.bake(extra_context=answers)
+        assert result.exception is None, result.exception
+        assert result.exit_code == 0
+        return Path(result.project_path)
+
+    return bake
+
+
+def project_env(project: Path) -> dict[str, str]:
+    """Environment to run a baked project from its source tree, without installing it."""
+    return {"PYTHONPATH": str(project / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def find_python(version: str) -> str | None:
+    """An interpreter of this minor version: on PATH, or installed with pyenv."""
+    candidates = [shutil.which(f"python{version}")]
+    if shutil.which("pyenv"):
+        prefix = subprocess.run(
+            ["pyenv", "prefix", version], capture_output=True, text=True
+        ).stdout.strip()
+        if prefix:
+            candidates.append(str(Path(prefix) / "bin" / f"python{version}"))
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None

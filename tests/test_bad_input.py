@@ -1,0 +1,105 @@
+"""Bad answers fail the bake with one line that names the field; nothing is left."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import TEMPLATE_DIR, run, tool
+
+BAD_ANSWERS = {
+    "empty-name": ("project_name", "   "),
+    "slug-with-space": ("project_slug", "my project"),
+    "slug-uppercase": ("project_slug", "MyProject"),
+    "slug-keyword": ("project_slug", "class"),
+    "slug-too-long": ("project_slug", "a" * 51),
+    "package-not-identifier": ("package_name", "my-package"),
+    "package-leading-digit": ("package_name", "2fast"),
+    "package-keyword": ("package_name", "import"),
+    "package-soft-keyword": ("package_name", "match"),
+    "package-shadows-stdlib": ("package_name", "logging"),
+    "log-dir-absolute": ("log_dir", "/var/log/app"),
+    "log-dir-escapes": ("log_dir", "../logs"),
+    "log-dir-dotdot-inside": ("log_dir", "logs/../../etc"),
+    "log-dir-empty": ("log_dir", ""),
+    "log-dir-backslash": ("log_dir", "logs\\train"),
+    "log-dir-in-src": ("log_dir", "src/logs"),
+    "log-dir-double-slash": ("log_dir", "logs//train"),
+    "max-mb-zero": ("log_max_mb", "0"),
+    "max-mb-negative": ("log_max_mb", "-5"),
+    "max-mb-text": ("log_max_mb", "ten"),
+    "max-mb-nan": ("log_max_mb", "nan"),
+    "backups-zero": ("log_backup_count", "0"),
+    "backups-fraction": ("log_backup_count", "2.5"),
+    "email-without-at": ("author_email", "me at example.com"),
+}
+# Levels that contradict each other pass the choice lists but not the hook; the
+# last answer is the one named.
+CONFLICTS = {
+    "console-below-overall": {"log_level": "WARNING", "console_log_level": "INFO"},
+    "error-below-overall": {
+        "log_level": "CRITICAL",
+        "console_log_level": "CRITICAL",
+        "info_log_level": "CRITICAL",
+        "error_log_level": "ERROR",
+    },
+}
+
+
+def bake_cli(tmp_path: Path, *answers: str) -> tuple[int, str, Path]:
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run(
+        tool("cookiecutter"), "--no-input", TEMPLATE_DIR, "-o", out, *answers,
+        cwd=tmp_path, check=False,
+    )
+    return result.returncode, result.stdout + result.stderr, out
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_ANSWERS.values(), ids=BAD_ANSWERS)
+def test_bad_answer_fails_with_one_line_naming_the_field(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    status, output, out = bake_cli(tmp_path, f"{field}={value}")
+
+    assert status != 0
+    [line] = [line for line in output.splitlines() if line.startswith("Invalid answer:")]
+    assert line.startswith(f"Invalid answer: {field}={value!r} is not valid: "), line
+    assert list(out.iterdir()) == [], "a half-rendered project was left behind"
+
+
+@pytest.mark.parametrize("answers", CONFLICTS.values(), ids=CONFLICTS)
+def test_contradicting_levels_are_refused(tmp_path: Path, answers: dict[str, str]) -> None:
+    status, output, out = bake_cli(tmp_path, *(f"{k}={v}" for k, v in answers.items()))
+
+    assert status != 0
+    field = list(answers)[-1]
+    expected = f"Invalid answer: {field}={answers[field]!r} is not valid: it is below"
+    assert expected in output
+    assert list(out.iterdir()) == []
+
+
+def test_unknown_level_is_refused_before_rendering(tmp_path: Path) -> None:
+    status, output, out = bake_cli(tmp_path, "log_level=LOUD")
+
+    assert status != 0
+    assert "LOUD provided for choice variable log_level" in output
+    assert list(out.iterdir()) == []
+
+
+def test_free_text_renders_valid_python_and_toml(tmp_path: Path) -> None:
+    text = "Tom's \"model\" \\ {x} ü 😀\tline\nnext \x7f"
+    status, output, out = bake_cli(
+        tmp_path, f"project_name=Odd {text}", f"description={text}", f"author_name={text}"
+    )
+
+    assert status == 0, output
+    [project] = out.iterdir()
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    assert pyproject["project"]["description"] == text
+    assert pyproject["project"]["authors"] == [{"name": text, "email": "you@example.com"}]
+    for path in project.rglob("*.py"):
+        ast.parse(path.read_text("utf-8"))

@@ -1,0 +1,43 @@
+"""The generated project installs and passes its own tests on every supported Python."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PYTHONS, find_python, run
+
+
+@pytest.fixture(scope="module")
+def default_project(cookies_session) -> Path:  # type: ignore[no-untyped-def]
+    result = cookies_session.bake()
+    assert result.exception is None, result.exception
+    return Path(result.project_path)
+
+
+@pytest.mark.parametrize("version", PYTHONS)
+def test_generated_project_on_python(
+    version: str, default_project: Path, tmp_path: Path
+) -> None:
+    python = find_python(version)
+    if python is None:
+        pytest.skip(f"Python {version} is not installed here")
+    venv = tmp_path / "venv"
+    run(python, "-m", "venv", venv, cwd=tmp_path)
+    venv_python = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    run(venv_python, "-m", "pip", "install", "-q", "-e", default_project, "pytest", cwd=tmp_path)
+
+    tests = run(
+        venv_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", default_project / "tests",
+        cwd=default_project, env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert re.fullmatch(r"\d+ passed in .*", tests.stdout.splitlines()[-1])
+    demo = run(
+        venv.joinpath("bin", "my-ml-project"), "--epochs", "1", cwd=tmp_path,
+        env={"MY_ML_PROJECT_LOG_DIR": str(tmp_path / "logs")},
+    )
+    assert "epoch 1/1 valid_loss=" in demo.stderr
+    assert (tmp_path / "logs" / "info.log").stat().st_size > 0
