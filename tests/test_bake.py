@@ -58,7 +58,7 @@ COMBINATIONS: dict[str, dict[str, str]] = {
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DETAILED = re.compile(
     r"(?P<level>[A-Z]+) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
-    r"\[\w+\.py:\w+:\d+\] (?P<message>\S.*)"
+    r"run=\S+ rank=0 \[\w+\.py:\w+:\d+\] (?P<message>\S.*)"
 )
 JINJA_LEFTOVERS = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
 
@@ -123,11 +123,15 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"src/{package}/__init__.py",
         f"src/{package}/__main__.py",
         f"src/{package}/config.py",
+        f"src/{package}/log_context.py",
+        f"src/{package}/log_handlers.py",
+        f"src/{package}/log_queue.py",
         f"src/{package}/main.py",
         f"src/{package}/py.typed",
         "tests/conftest.py",
         "tests/test_config.py",
         "tests/test_main.py",
+        "tests/test_processes.py",
     }
 
 

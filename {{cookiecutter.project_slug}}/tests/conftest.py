@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }} import log_queue
+
 SRC_DIR = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -17,9 +20,12 @@ SRC_DIR = Path(__file__).resolve().parents[1] / "src"
 def restore_logging() -> Iterator[None]:
     """Undo setup_logging() so every test starts from an unconfigured process."""
     hooks = sys.excepthook, threading.excepthook
+    sigterm = signal.getsignal(signal.SIGTERM)
     root = logging.getLogger()
     level = root.level
     yield
+    log_queue.stop()
+    signal.signal(signal.SIGTERM, sigterm)
     logging.captureWarnings(False)
     sys.excepthook, threading.excepthook = hooks
     for handler in root.handlers[:]:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }} import config, log_queue
 
 DETAILED = re.compile(
     r"(?P<level>[A-Z]+) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
+    r"run=(?P<run_id>\S+) rank=(?P<rank>\d+) "
     r"\[(?P<file>[\w.]+):(?P<function>\w+):\d+\] (?P<message>.*)"
 )
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def verbose(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def lines(path: Path) -> list[str]:
+    log_queue.flush()  # records are written by a background thread
     return path.read_text(encoding="utf-8").splitlines()
 
 
@@ -61,6 +63,7 @@ def test_levels_are_routed_to_console_and_files(
     def shown(handler: str) -> list[str]:
         return order[max(overall, order.index(expected[handler])) :]
 
+    log_queue.flush()
     console = capsys.readouterr().err.splitlines()
     assert console == [f"a {level.lower()} record" for level in shown("console")]
     assert levels_in(tmp_path / "info.log") == shown("info")
@@ -79,19 +82,25 @@ def test_file_lines_use_the_detailed_format(tmp_path: Path) -> None:
     assert match["message"] == "disk is full"
 
 
-def info_handler() -> logging.handlers.RotatingFileHandler:
-    [handler] = [h for h in logging.getLogger().handlers if h.get_name() == "info"]
-    assert isinstance(handler, logging.handlers.RotatingFileHandler)
-    return handler
+@pytest.fixture
+def small_files(monkeypatch: pytest.MonkeyPatch) -> Callable[[int, int], None]:
+    def set_size(max_bytes: int, backups: int) -> None:
+        info = config.LOGGING_CONFIG["handlers"]["info"]
+        monkeypatch.setitem(info, "maxBytes", max_bytes)
+        monkeypatch.setitem(info, "backupCount", backups)
+
+    return set_size
 
 
-def test_files_rotate_without_losing_a_line(tmp_path: Path) -> None:
+def test_files_rotate_without_losing_a_line(
+    tmp_path: Path, small_files: Callable[[int, int], None]
+) -> None:
+    small_files(4096, 100)
     config.setup_logging(tmp_path)
-    handler = info_handler()
-    handler.maxBytes, handler.backupCount = 4096, 100
 
     for number in range(300):
         log.critical("record %05d", number)
+    log_queue.flush()
 
     files = list(tmp_path.glob("info.log*"))
     assert len(files) > 2
@@ -100,17 +109,18 @@ def test_files_rotate_without_losing_a_line(tmp_path: Path) -> None:
     assert found == [f"{number:05d}" for number in range(300)]
 
 
-def test_rotation_keeps_backup_count_files(tmp_path: Path) -> None:
+def test_rotation_keeps_backup_count_files(
+    tmp_path: Path, small_files: Callable[[int, int], None]
+) -> None:
+    small_files(1024, 2)
     config.setup_logging(tmp_path)
-    handler = info_handler()
-    handler.maxBytes, handler.backupCount = 1024, 2
 
     for number in range(300):
         log.critical("record %05d", number)
 
+    assert lines(tmp_path / "info.log")[-1].endswith("record 00299")
     names = sorted(path.name for path in tmp_path.glob("info.log*"))
     assert names == ["info.log", "info.log.1", "info.log.2"]
-    assert lines(tmp_path / "info.log")[-1].endswith("record 00299")
 
 
 def test_calling_setup_twice_never_duplicates_lines(
@@ -120,9 +130,8 @@ def test_calling_setup_twice_never_duplicates_lines(
     config.setup_logging(tmp_path)
     log.critical("once")
 
-    assert len(logging.getLogger().handlers) == 3
-    assert capsys.readouterr().err == "once\n"
     assert [line.endswith(" once") for line in lines(tmp_path / "info.log")] == [True]
+    assert capsys.readouterr().err == "once\n"
     assert [line.endswith(" once") for line in lines(tmp_path / "error.log")] == [True]
 
 
@@ -133,6 +142,7 @@ def test_level_from_the_environment_sets_overall_and_console_levels(
     config.setup_logging(tmp_path)
     log.debug("details")
 
+    log_queue.flush()
     assert logging.getLogger().level == logging.DEBUG
     assert capsys.readouterr().err == "details\n"
 
@@ -147,7 +157,7 @@ def test_bad_level_in_the_environment_warns_once_and_keeps_the_default(
     assert logging.getLogger().level == logging.DEBUG
     [warning] = [line for line in lines(tmp_path / "info.log") if "LOUD" in line]
     assert f"{config.LOG_LEVEL_ENV}='LOUD' is not one of" in warning
-    assert capsys.readouterr().err.count("LOUD") == 1
+    assert capsys.readouterr().err.count("LOUD") == 1  # lines() has flushed
 
 
 def test_bad_level_argument_is_an_error(tmp_path: Path) -> None:
@@ -175,13 +185,14 @@ def test_unwritable_log_dir_falls_back_to_the_console(
 
     assert config.setup_logging(blocker / "logs") is None
     log.critical("still logged")
+    log_queue.flush()
 
     console = capsys.readouterr().err.splitlines()
     assert len(console) == 2
     assert console[0].startswith(f"Cannot write log files in {blocker / 'logs'} (")
     assert console[0].endswith("); logging to the console only")
     assert console[1] == "still logged"
-    assert [h.get_name() for h in logging.getLogger().handlers] == ["console"]
+    assert not list(tmp_path.rglob("*.log*"))
 
 
 @pytest.mark.usefixtures("verbose")
@@ -238,3 +249,28 @@ def test_importing_the_config_configures_nothing(run_python: RunPython) -> None:
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_line_breaks_in_a_message_cannot_forge_a_record(tmp_path: Path) -> None:
+    config.setup_logging(tmp_path)
+    forged = "ok\nCRITICAL 2030-01-01 00:00:00,000 run=x rank=0 [a.py:b:1] forged\r\x85"
+    log.critical("user input: %s", forged)
+
+    [line] = lines(tmp_path / "info.log")
+    escaped = forged.replace("\n", r"\n").replace("\r", r"\r").replace("\x85", r"\x85")
+    assert line.endswith(f" user input: {escaped}")
+
+
+def test_traceback_lines_are_indented_under_their_record(tmp_path: Path) -> None:
+    config.setup_logging(tmp_path)
+    try:
+        raise ValueError("bad\nCRITICAL forged record")
+    except ValueError:
+        log.critical("step failed", exc_info=True)
+
+    first, *rest = lines(tmp_path / "error.log")
+    assert DETAILED.fullmatch(first)
+    assert first.endswith(" step failed")
+    assert rest[0] == "  Traceback (most recent call last):"
+    assert rest[-2:] == ["  ValueError: bad", "  CRITICAL forged record"]
+    assert all(line.startswith("  ") for line in rest)

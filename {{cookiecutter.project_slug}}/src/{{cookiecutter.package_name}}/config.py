@@ -12,9 +12,13 @@ import logging.config  # ``import logging`` alone does not load it
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from . import log_context, log_queue
+from .log_handlers import DIR_MODE, FILE_MODE
 
 # Paths
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -27,9 +31,16 @@ LOGS_DIR = BASE_DIR / "{{ cookiecutter.log_dir }}"
 # Environment variables read by setup_logging().
 LOG_LEVEL_ENV = "{{ cookiecutter.package_name | upper }}_LOG_LEVEL"
 LOG_DIR_ENV = "{{ cookiecutter.package_name | upper }}_LOG_DIR"
+RUN_ID_ENV = "{{ cookiecutter.package_name | upper }}_RUN_ID"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Handlers that write on the calling thread, so that a record is on disk before the
+# logging call returns; the others are served by a background thread.
+SYNCHRONOUS_HANDLERS = ("error",)
+# In distributed runs, ranks other than 0 show only this and above on the console.
+OTHER_RANKS_CONSOLE_LEVEL = "WARNING"
 
-# Logging. File names are relative to the log directory.
+# Logging. File names are relative to the log directory; ranks other than 0 write
+# their own files (info.rank1.log, ...), so no two processes share a file.
 LOGGING_CONFIG: dict[str, Any] = {
     "version": 1,
     # Keep loggers that modules created with getLogger(__name__) at import time.
@@ -37,11 +48,17 @@ LOGGING_CONFIG: dict[str, Any] = {
     "formatters": {
         "minimal": {"format": "%(message)s"},
         "detailed": {
+            # One line per record: line breaks in messages are escaped.
+            "class": f"{__package__}.log_format.TextFormatter",
             "format": (
-                "%(levelname)s %(asctime)s "
+                "%(levelname)s %(asctime)s run=%(run_id)s rank=%(rank)s "
                 "[%(filename)s:%(funcName)s:%(lineno)d] %(message)s"
             ),
         },
+    },
+    "filters": {
+        # Adds run_id, rank and host; setup_logging() fills in the values.
+        "context": {"()": f"{__package__}.log_context.ContextFilter"},
     },
     "handlers": {
         "console": {
@@ -51,21 +68,23 @@ LOGGING_CONFIG: dict[str, Any] = {
             "level": "{{ cookiecutter.console_log_level }}",
         },
         "info": {
-            "class": "logging.handlers.RotatingFileHandler",
+            "class": f"{__package__}.log_handlers.LogFileHandler",
             "filename": "info.log",
             "maxBytes": {{ (cookiecutter.log_max_mb | float * 1048576) | int }},  # {{ '%g' | format(cookiecutter.log_max_mb | float) }} MiB
             "backupCount": {{ cookiecutter.log_backup_count | int }},
             "encoding": "utf-8",
             "formatter": "detailed",
+            "filters": ["context"],
             "level": "{{ cookiecutter.info_log_level }}",
         },
         "error": {
-            "class": "logging.handlers.RotatingFileHandler",
+            "class": f"{__package__}.log_handlers.LogFileHandler",
             "filename": "error.log",
             "maxBytes": {{ (cookiecutter.log_max_mb | float * 1048576) | int }},  # {{ '%g' | format(cookiecutter.log_max_mb | float) }} MiB
             "backupCount": {{ cookiecutter.log_backup_count | int }},
             "encoding": "utf-8",
             "formatter": "detailed",
+            "filters": ["context"],
             "level": "{{ cookiecutter.error_log_level }}",
         },
     },
@@ -100,10 +119,20 @@ def setup_logging(
     if level is not None:
         config["root"]["level"] = config["handlers"]["console"]["level"] = level.upper()
 
+    context = log_context.detect(os.environ, RUN_ID_ENV, notes)
+    config["filters"]["context"].update(
+        run_id=context.run_id, rank=context.rank, host=context.host
+    )
+    if context.rank != 0:
+        console = config["handlers"]["console"]
+        console["level"] = max(
+            console["level"], OTHER_RANKS_CONSOLE_LEVEL, key=LEVELS.index
+        )
+
     wanted = Path(log_dir or os.environ.get(LOG_DIR_ENV) or LOGS_DIR)
     directory: Path | None = wanted
     try:
-        _open_log_files(config, wanted)
+        _open_log_files(config, wanted, context.rank)
     except OSError as error:
         notes.append(
             f"Cannot write log files in {wanted} ({error.strerror or error}); "
@@ -112,13 +141,26 @@ def setup_logging(
         _drop_file_handlers(config)
         directory = None
 
+    log_queue.stop()  # a previous setup's writer must finish before its files close
     logging.config.dictConfig(config)
+    log_queue.start(logging.getLogger(), keep=SYNCHRONOUS_HANDLERS)
+    log_queue.drain_on_sigterm()
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught_exception
     threading.excepthook = _log_uncaught_thread_exception
     for note in notes:
         logger.warning(note)
     return directory
+
+
+def worker_logging() -> Callable[..., None]:
+    """Return an initializer that sends a worker process's logs to this process.
+
+    Pass it as ``ProcessPoolExecutor(initializer=...)``, ``Pool(initializer=...)``
+    or ``DataLoader(worker_init_fn=...)``. Forked workers do this by themselves;
+    workers started with ``spawn`` or ``forkserver`` need it.
+    """
+    return log_queue.worker_initializer()
 
 
 def _level_from_env(notes: list[str]) -> str | None:
@@ -132,14 +174,16 @@ def _level_from_env(notes: list[str]) -> str | None:
     return None
 
 
-def _open_log_files(config: dict[str, Any], directory: Path) -> None:
+def _open_log_files(config: dict[str, Any], directory: Path, rank: int) -> None:
     """Point file handlers into ``directory``; raise OSError if it is not writable."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     for handler in config["handlers"].values():
         if "filename" in handler:
-            handler["filename"] = str(directory / handler["filename"])
-            with open(handler["filename"], "a", encoding="utf-8"):
-                pass
+            path = directory / handler["filename"]
+            if rank != 0:
+                path = path.with_suffix(f".rank{rank}{path.suffix}")
+            handler["filename"] = str(path)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))
 
 
 def _drop_file_handlers(config: dict[str, Any]) -> None:

@@ -1,0 +1,73 @@
+"""Who is logging: the run and the process's rank, added to every record."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# torchrun, accelerate and DeepSpeed set RANK and WORLD_SIZE; SLURM its own names.
+RANK_VARIABLES = ("RANK", "SLURM_PROCID")
+WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "SLURM_NTASKS")
+# Shared by every process of one job, so that all ranks log the same run id.
+JOB_ID_VARIABLES = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    rank: int
+    world_size: int
+    host: str
+
+
+def detect(
+    environ: Mapping[str, str], run_id_variable: str, notes: list[str]
+) -> RunContext:
+    """Read the run id and rank from the environment; problems go to ``notes``."""
+    rank = _whole_number(environ, RANK_VARIABLES, notes)
+    world_size = max(_whole_number(environ, WORLD_SIZE_VARIABLES, notes), rank + 1)
+    return RunContext(
+        run_id=_run_id(environ, run_id_variable),
+        rank=rank,
+        world_size=world_size,
+        host=socket.gethostname(),
+    )
+
+
+def _whole_number(
+    environ: Mapping[str, str], names: tuple[str, ...], notes: list[str]
+) -> int:
+    for name in names:
+        value = environ.get(name, "").strip()
+        if not value:
+            continue
+        if value.isdigit():
+            return int(value)
+        notes.append(f"{name}={value!r} is not a whole number >= 0; using 0")
+        return 0
+    return 0
+
+
+def _run_id(environ: Mapping[str, str], run_id_variable: str) -> str:
+    for name in (run_id_variable, *JOB_ID_VARIABLES):
+        value = environ.get(name, "").strip()
+        if value and value != "none":  # torchrun's placeholder when no id is given
+            return value
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``run_id``, ``rank`` and ``host`` to records that lack them."""
+
+    def __init__(self, run_id: str, rank: int, host: str) -> None:
+        super().__init__()
+        self.context = {"run_id": run_id, "rank": rank, "host": host}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self.context.items():
+            record.__dict__.setdefault(key, value)
+        return True

@@ -1,0 +1,224 @@
+"""Many processes, one set of files: every record exactly once, nothing lost."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }} import config, log_queue
+
+RunPython = Callable[..., subprocess.CompletedProcess[str]]
+RECORD = re.compile(r"(?P<level>[A-Z]+) .* rank=(?P<rank>\d+) \[.*\] (?P<message>.*)")
+START_METHODS = [
+    m
+    for m in ("spawn", "fork", "forkserver")
+    if m in multiprocessing.get_all_start_methods()
+]
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+@pytest.fixture
+def verbose_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """INFO and above in info.log whatever the chosen levels; rotate every 64 KiB."""
+    monkeypatch.setitem(config.LOGGING_CONFIG["root"], "level", "INFO")
+    info = config.LOGGING_CONFIG["handlers"]["info"]
+    monkeypatch.setitem(info, "level", "INFO")
+    monkeypatch.setitem(info, "maxBytes", 64 * 1024)
+    monkeypatch.setitem(info, "backupCount", 1000)
+
+
+def messages(log_dir: Path, name: str = "info") -> list[str]:
+    """Messages of every record in a log and its rotated files; fails on torn lines."""
+    found = []
+    for path in log_dir.glob(f"{name}.log*"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = RECORD.fullmatch(line)
+            assert match, f"torn or foreign line in {path.name}: {line!r}"
+            found.append(match["message"])
+    return found
+
+
+def assert_exactly_once(found: list[str], expected: list[str]) -> None:
+    counts = Counter(found)
+    lost = [message for message in expected if message not in counts]
+    duplicated = [message for message in expected if counts[message] > 1]
+    assert (len(lost), len(duplicated)) == (0, 0), (lost[:3], duplicated[:3])
+
+
+def log_records(worker: int, count: int) -> int:
+    log = logging.getLogger(f"worker.{worker}")
+    for number in range(count):
+        log.info("worker %d record %06d", worker, number)
+    return os.getpid()
+
+
+@pytest.mark.usefixtures("verbose_small_files")
+@pytest.mark.parametrize("method", START_METHODS)
+def test_pool_workers_records_reach_the_files_exactly_once(
+    tmp_path: Path, method: str
+) -> None:
+    config.setup_logging(tmp_path)
+    workers, count = 4, 10_000 if method == "spawn" else 2_000
+    context = multiprocessing.get_context(method)
+
+    with context.Pool(workers, initializer=config.worker_logging()) as pool:
+        pids = pool.starmap(log_records, [(w, count) for w in range(workers)])
+    log_queue.stop()
+
+    assert len(set(pids)) > 1 and os.getpid() not in pids
+    expected = [
+        f"worker {w} record {n:06d}" for w in range(workers) for n in range(count)
+    ]
+    assert_exactly_once(messages(tmp_path), expected)
+    assert len(list(tmp_path.glob("info.log.*"))) > 2, "the files should have rotated"
+
+
+@pytest.mark.usefixtures("verbose_small_files")
+def test_process_pool_executor_workers_log_through_the_parent(tmp_path: Path) -> None:
+    config.setup_logging(tmp_path)
+    context = multiprocessing.get_context("spawn")
+
+    with ProcessPoolExecutor(2, context, initializer=config.worker_logging()) as pool:
+        list(pool.map(log_records, [0, 1], [500, 500]))
+    log_queue.stop()
+
+    expected = [f"worker {w} record {n:06d}" for w in (0, 1) for n in range(500)]
+    assert_exactly_once(messages(tmp_path), expected)
+
+
+@posix_only
+def test_forked_child_logs_through_the_parent_without_an_initializer(
+    tmp_path: Path,
+) -> None:
+    config.setup_logging(tmp_path)
+    logging.getLogger("parent").critical("before fork")
+
+    child = multiprocessing.get_context("fork").Process(target=log_records, args=(7, 1))
+    child.start()
+    child.join()
+    logging.getLogger("parent").critical("after fork")
+    log_queue.stop()
+
+    found = messages(tmp_path, "error")
+    assert sorted(found) == ["after fork", "before fork"]
+    info = messages(tmp_path)
+    assert Counter(info)["before fork"] == 1
+    if "INFO" in logging.getLevelName(logging.getLogger().level):
+        assert "worker 7 record 000000" in info
+
+
+SCRIPT = """
+import logging, os, sys
+from {{ cookiecutter.package_name }}.config import setup_logging
+setup_logging({log_dir!r})
+log = logging.getLogger("job")
+{body}
+"""
+# CRITICAL records reach every sink whatever thresholds the project was made with.
+LOG_20000 = "for n in range(20000):\n    log.critical('record %05d', n)\n"
+EXPECTED_20000 = [f"record {n:05d}" for n in range(20000)]
+
+
+def script(log_dir: Path, body: str) -> str:
+    return SCRIPT.format(log_dir=str(log_dir), body=body)
+
+
+@posix_only
+def test_error_is_on_disk_before_the_call_returns(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    body = "log.error('last words')\nos.kill(os.getpid(), 9)"
+    result = run_python(
+        "-c", script(tmp_path, body), env={config.LOG_LEVEL_ENV: "DEBUG"}
+    )
+
+    assert result.returncode == -signal.SIGKILL
+    if "ERROR" in levels_reaching("error"):
+        assert messages(tmp_path, "error") == ["last words"]
+
+
+def levels_reaching(handler: str) -> list[str]:
+    levels = list(config.LEVELS)
+    own = config.LOGGING_CONFIG["handlers"][handler]["level"]
+    return levels[levels.index(own) :]
+
+
+def test_queued_records_are_written_at_exit(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    result = run_python("-c", script(tmp_path, LOG_20000))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == EXPECTED_20000
+    assert_exactly_once(messages(tmp_path), EXPECTED_20000)
+
+
+@posix_only
+def test_queued_records_are_written_on_sigterm(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    body = LOG_20000 + "os.kill(os.getpid(), 15)\nlog.critical('not reached')"
+    result = run_python(
+        "-c", script(tmp_path, body), env={config.LOG_LEVEL_ENV: "INFO"}
+    )
+
+    assert result.returncode == -signal.SIGTERM
+    assert result.stderr.splitlines() == [*EXPECTED_20000, "Terminated by signal 15"]
+    assert_exactly_once(messages(tmp_path), EXPECTED_20000)
+
+
+def test_each_rank_writes_its_own_files(tmp_path: Path) -> None:
+    body = (
+        "rank = os.environ['RANK']\n"
+        "for n in range(2000):\n    log.critical('rank %s record %04d', rank, n)\n"
+        "log.info('progress of rank %s', rank)\n"
+    )
+    env = {**os.environ, config.LOG_LEVEL_ENV: "INFO", "WORLD_SIZE": "4"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, "-c", script(tmp_path, body)],
+            env={**env, "RANK": str(rank)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(4)  # all at once, against the same directory
+    ]
+    consoles = [process.communicate(timeout=120)[1] for process in ranks]
+
+    assert [process.returncode for process in ranks] == [0, 0, 0, 0]
+    for rank, console in enumerate(consoles):
+        expected = [f"rank {rank} record {n:04d}" for n in range(2000)]
+        name = "info" if rank == 0 else f"info.rank{rank}"
+        found = [m for m in messages(tmp_path, name) if not m.startswith("progress")]
+        assert found == expected
+        progress = [f"progress of rank {rank}"] if rank == 0 else []
+        assert console.splitlines() == expected + progress
+
+
+def test_malformed_rank_warns_once_and_acts_as_rank_0(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    body = "log.critical('still running')"
+    result = run_python(
+        "-c", script(tmp_path, body), env={"RANK": "abc", config.LOG_LEVEL_ENV: "INFO"}
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "RANK='abc' is not a whole number >= 0; using 0",
+        "still running",
+    ]
+    assert "still running" in messages(tmp_path, "error")
+    assert not list(tmp_path.glob("*.rank*"))
