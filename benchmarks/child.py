@@ -16,6 +16,7 @@ clock starts, so that ``startup`` includes everything a configuration imports.
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import time
 
@@ -132,8 +133,13 @@ def measure(argv: list[str]) -> None:
         import pstats
 
         text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(20)
-        RESULT["profile"] = text.getvalue()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
+        profile = text.getvalue()
+        import sysconfig
+
+        for name in ("purelib", "platlib", "stdlib"):  # keep "logging/..." and such
+            profile = profile.replace(sysconfig.get_path(name) + os.sep, "")
+        RESULT["profile"] = profile
 
 
 def finish() -> None:

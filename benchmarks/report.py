@@ -189,11 +189,10 @@ def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
     out = [
         "## Logging benchmark",
         "",
-        (
-            f"{run['date']}; {machine['cores']} cores ({machine['cpu']}); "
-            f"{machine['python']}; {machine['os']}."
-        ),
-        "Peers: " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()) + ".",
+        f"- Date: {run['date']}",
+        f"- Machine: {machine['cores']} cores, {machine['cpu']}; {machine['os']}",
+        f"- Python: {machine['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in run["versions"].items()),
         "",
         *table(configs),
         "",
@@ -239,6 +238,19 @@ def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
             *suite["slowest"],
             "```",
         ]
+    if run.get("profile"):
+        out += [
+            "",
+            (
+                f"Where the generated project's emitted time goes: cProfile of one run "
+                f"of {run['settings']['records']} records, by own time (profiling "
+                "inflates the absolute figures):"
+            ),
+            "",
+            "```text",
+            *run["profile"].strip("\n").splitlines(),
+            "```",
+        ]
     out.append(f"\nThis run took {run['seconds']:.0f} s.")
     return clean("\n".join(out), tmp, template)
 
@@ -249,7 +261,8 @@ def results_md(text: str, run: dict) -> str:
         "Written by `python benchmarks/run.py --suite --write-results`; see "
         "[README.md](README.md) for what each figure means. Timings depend on the "
         "machine and its load: compare the ratios, which come from one run.\n\n"
-        f"Command: `{run['command']}`\n\n" + text.removeprefix("## Logging benchmark\n")
+        f"Command: `{run['command']}`\n\n"
+        + text.removeprefix("## Logging benchmark\n").lstrip("\n")
     )
 
 

@@ -22,6 +22,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,7 @@ RANK_VARIABLES = (
 # while the template has no such option.
 VARIANTS: dict[str, dict[str, str]] = {"project-json": {"log_format": "json"}}
 RANKS = 2  # processes of the multi-process configuration
+PATH_OPTIONS = ("--json", "--template")
 
 
 @dataclass
@@ -539,9 +541,26 @@ def profile(config_name: str, args: argparse.Namespace, tmp: Path) -> int:
     return 0
 
 
+def command_line(argv: list[str]) -> str:
+    """The command as run, with file arguments (local paths) shown as FILE."""
+    shown, hide = ["python benchmarks/run.py"], False
+    for arg in argv:
+        option = arg.split("=", 1)[0]
+        if hide:
+            shown.append("FILE")
+        elif option in PATH_OPTIONS and "=" in arg:
+            shown.append(f"{option}=FILE")
+        else:
+            shown.append(arg)
+        hide = arg in PATH_OPTIONS
+    return " ".join(shown)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from(args)
+    # On SIGTERM as on Ctrl+C: stop the children, remove the temporary files.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     template = args.template.resolve()
     tmp = Path(tempfile.mkdtemp(prefix="logbench-"))
     try:
@@ -552,15 +571,21 @@ def main(argv: list[str] | None = None) -> int:
         bake_times = prepare_projects(configs, template, tmp, settings)
         measure_all(configs, settings, tmp, progress=not args.smoke)
         suite = run_suite(template) if args.suite else None
+        project = next((c for c in configs if c.name == "project" and c.ran), None)
+        profiled = None
+        if args.write_results and project:
+            [result] = run_child(project, "records", settings.records, tmp, True)
+            profiled = result["profile"]
         run = {
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "command": " ".join(["python benchmarks/run.py", *(argv or sys.argv[1:])]),
+            "command": command_line(argv if argv is not None else sys.argv[1:]),
             "machine": machine(),
             "versions": versions(),
             "settings": settings.__dict__,
             "processes": PROCESSES,
             "bake_seconds": bake_times,
             "suite": suite,
+            "profile": profiled,
             "seconds": time.perf_counter() - started,
         }
         text = report.render(configs, run, tmp, template)
