@@ -1,0 +1,289 @@
+"""Turn the measured samples into the printed table, the targets and RESULTS.md."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from run import Config
+
+REFERENCE = "article"
+PROJECT = "project"
+JSON_VARIANT = "project-json"
+# (column, sample key, number format)
+COLUMNS = (
+    ("filtered ns/call", "filtered_ns", "{:.0f}"),
+    ("emitted us/call", "emitted_us", "{:.2f}"),
+    ("wall us/record", "wall_us", "{:.2f}"),
+    ("startup ms", "startup_ms", "{:.1f}"),
+    ("peak MiB", "peak_mib", "{:.1f}"),
+)
+MIN_PEAK_FOR_RATIO = 1.0  # MiB: below it a ratio of growths means nothing
+
+
+def clean(text: str, tmp: Path, template: Path) -> str:
+    """Keep this machine's paths out of what gets printed and recorded."""
+    for path, name in ((tmp, "<tmp>"), (template, "<template>"), (Path.home(), "~")):
+        text = text.replace(str(path), name)
+    return text
+
+
+def by_name(configs: list[Config]) -> dict[str, Config]:
+    return {config.name: config for config in configs}
+
+
+def ratio(config: Config, reference: Config | None, key: str) -> float | None:
+    value = config.median(key)
+    base = reference.median(key) if reference else None
+    if value is None or not base:
+        return None
+    if key == "peak_mib" and base < MIN_PEAK_FOR_RATIO:
+        return None
+    return value / base
+
+
+def cell(config: Config, reference: Config | None, key: str, fmt: str) -> str:
+    value = config.median(key)
+    if value is None:
+        return "-"
+    share = ratio(config, reference, key)
+    return fmt.format(value) + (f" ({share:.2f}x)" if share is not None else "")
+
+
+def table(configs: list[Config]) -> list[str]:
+    reference = by_name(configs).get(REFERENCE)
+    header = ["configuration", *(c[0] for c in COLUMNS), "lost"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "| --- |" + " ---: |" * (len(header) - 1),
+    ]
+    for config in configs:
+        if not config.ran:
+            continue
+        cells = [cell(config, reference, key, fmt) for _, key, fmt in COLUMNS]
+        lines.append(
+            f"| {config.name} | " + " | ".join([*cells, str(config.lost)]) + " |"
+        )
+    return lines
+
+
+def targets(configs: list[Config]) -> list[dict[str, str]]:
+    """The issue's targets for the generated project (default options)."""
+    named = by_name(configs)
+    project, reference = named.get(PROJECT), named.get(REFERENCE)
+    rows: list[dict[str, str]] = []
+
+    def add(name: str, value: float | None, limit: float, unit: str = "x") -> None:
+        if value is None:
+            rows.append({"target": name, "value": "n/a", "limit": "", "verdict": "n/a"})
+            return
+        rows.append(
+            {
+                "target": name,
+                "value": f"{value:.2f}{unit}",
+                "limit": f"<= {limit:g}{unit}",
+                "verdict": "PASS" if value <= limit else "MISS",
+            }
+        )
+
+    ran = project is not None and project.ran and reference is not None
+    for name, key, limit in (
+        ("filtered (vs article)", "filtered_ns", 1.05),
+        ("emitted, call site (vs article)", "emitted_us", 0.4),
+        ("wall per record (vs article)", "wall_us", 0.8),
+        ("startup (vs article)", "startup_ms", 1.5),
+    ):
+        add(name, ratio(project, reference, key) if ran else None, limit)
+    if ran and rows[2]["verdict"] == "PASS" and project.lost:
+        rows[2]["verdict"] = f"MISS ({project.lost} lost)"
+    if ran:
+        rows[2]["value"] += f", lost {project.lost}"
+    json_variant = named.get(JSON_VARIANT)
+    json_ratio = None
+    if ran and json_variant is not None and json_variant.ran:
+        json_ratio = ratio(json_variant, project, "wall_us")
+    add("JSON format, wall per record (vs text)", json_ratio, 1.15)
+    if json_ratio is None and json_variant is not None and json_variant.skipped:
+        rows[-1]["value"] = f"n/a ({JSON_VARIANT} skipped)"
+    add(
+        "peak memory growth, burst",
+        project.median("peak_mib") if ran else None,
+        64,
+        " MiB",
+    )
+    return rows
+
+
+def target_lines(configs: list[Config]) -> list[str]:
+    lines = ["| target | this run | limit | verdict |", "| --- | ---: | ---: | --- |"]
+    for row in targets(configs):
+        lines.append(
+            f"| {row['target']} | {row['value']} | {row['limit']} | {row['verdict']} |"
+        )
+    return lines
+
+
+def notes(configs: list[Config], run: dict) -> list[str]:
+    settings = run["settings"]
+    empty = [c.median("empty_call_ns") for c in configs if c.median("empty_call_ns")]
+    processes = run["processes"]
+    lines = [
+        (
+            f"- Medians over fresh processes, one per measurement of each configuration "
+            f"(per repetition: {processes['startup']} startup, {processes['filtered']} "
+            f"filtered, {processes['records']} emitted/wall), {settings['repeat']} "
+            "repetitions with the configurations interleaved, console output to "
+            "/dev/null. Ratios are to the article's configuration in the same run."
+        ),
+        (
+            f'- filtered: one `logger.debug("step %d loss %.4f", i, x)` below the '
+            f"threshold, loop included: the fastest of 10 batches of "
+            f"{settings['filtered_calls'] // 10} calls in each process."
+        ),
+    ]
+    if empty:
+        lines.append(
+            f"  The same loop calling an empty method costs "
+            f"{statistics.median(empty):.0f} ns per call: not subtracted above."
+        )
+    lines += [
+        (
+            f"- emitted: one `logger.info(...)` at the call site, to every sink, over "
+            f"{settings['records']} records; wall: the same run from the first call "
+            "until after the library's shutdown and every exit handler (flush, drain)."
+        ),
+        "- startup: importing the configuration and running its setup, in a fresh "
+        "interpreter"
+        + (" (bytecode compiled by a warm-up run)." if settings["warmup"] else "."),
+        (
+            f"- peak MiB: growth of the peak RSS (VmHWM, reset before the burst) over "
+            f"the RSS before a burst of {settings['burst']} records, once per "
+            f"configuration; ratios are left out while the article's growth is under "
+            f"{MIN_PEAK_FOR_RATIO:g} MiB."
+        ),
+        (
+            "- lost: records missing from every file of the log directory (rotated "
+            "ones included) after the process ended, summed over all runs; in the "
+            "burst, files deleted past the retention limit are not counted as lost."
+        ),
+    ]
+    rotated = [c for c in configs if c.rotated_out]
+    for config in rotated:
+        lines.append(
+            f"  {config.name}: {config.rotated_out} burst records were rotated out "
+            "past the retention limit (by design)."
+        )
+    ranks = [c for c in configs if c.ranks > 1 and c.ran]
+    for config in ranks:
+        lines.append(
+            f"- {config.name}: {config.ranks} processes at once, figures per process "
+            "and record (records measurement only)."
+        )
+    return lines
+
+
+def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
+    machine = run["machine"]
+    out = [
+        "## Logging benchmark",
+        "",
+        f"- Date: {run['date']}",
+        f"- Machine: {machine['cores']} cores, {machine['cpu']}; {machine['os']}",
+        f"- Python: {machine['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in run["versions"].items()),
+        "",
+        *table(configs),
+        "",
+    ]
+    missing = [c for c in configs if not c.ran]
+    if missing:
+        out.append("Did not run:")
+        out += [
+            f"- {c.name}: "
+            + ("skipped: " + c.skipped if c.skipped else f"FAILED: {c.failed}")
+            for c in missing
+        ]
+        out.append("")
+    out += [
+        "Targets for the generated project (default options), report only:",
+        "",
+        *target_lines(configs),
+        "",
+        *notes(configs, run),
+        "",
+        "Configurations:",
+        "",
+        *(f"- {c.name}: {c.about}" for c in configs),
+        "",
+    ]
+    bakes = run["bake_seconds"]
+    if bakes:
+        out.append(
+            f"Bake time of the default template (`cookiecutter --no-input`, "
+            f"interpreter start included): median {statistics.median(bakes):.2f} s "
+            f"of {len(bakes)} bakes (min {min(bakes):.2f} s, max {max(bakes):.2f} s)."
+        )
+    suite = run["suite"]
+    if suite:
+        out += [
+            "",
+            (
+                f"Template test suite (`python -m pytest --durations=10`): "
+                f"{suite['seconds']:.0f} s wall, {suite['summary']}. Slowest tests:"
+            ),
+            "",
+            "```text",
+            *suite["slowest"],
+            "```",
+        ]
+    if run.get("profile"):
+        out += [
+            "",
+            (
+                f"Where the generated project's emitted time goes: cProfile of one run "
+                f"of {run['settings']['records']} records, by own time (profiling "
+                "inflates the absolute figures):"
+            ),
+            "",
+            "```text",
+            *run["profile"].strip("\n").splitlines(),
+            "```",
+        ]
+    out.append(f"\nThis run took {run['seconds']:.0f} s.")
+    return clean("\n".join(out), tmp, template)
+
+
+def results_md(text: str, run: dict) -> str:
+    return (
+        "# Benchmark results\n\n"
+        "Written by `python benchmarks/run.py --suite --write-results`; see "
+        "[README.md](README.md) for what each figure means. Timings depend on the "
+        "machine and its load: compare the ratios, which come from one run.\n\n"
+        f"Command: `{run['command']}`\n\n"
+        + text.removeprefix("## Logging benchmark\n").lstrip("\n")
+    )
+
+
+def as_json(configs: list[Config], run: dict, tmp: Path, template: Path) -> dict:
+    def scrub(text: str | None) -> str | None:
+        return clean(text, tmp, template) if text else text
+
+    return {
+        **{k: v for k, v in run.items() if k != "suite"},
+        "suite": run["suite"],
+        "configurations": {
+            c.name: {
+                "ran": c.ran,
+                "skipped": scrub(c.skipped),
+                "failed": scrub(c.failed),
+                "lost": c.lost,
+                "rotated_out": c.rotated_out,
+                "medians": {key: c.median(key) for key in c.samples},
+                "samples": dict(c.samples),
+            }
+            for c in configs
+        },
+        "targets": targets(configs),
+    }
