@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-import secrets
-import socket
+import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 # torchrun, accelerate and DeepSpeed set RANK and WORLD_SIZE; SLURM its own names.
 RANK_VARIABLES = ("RANK", "SLURM_PROCID")
@@ -16,12 +14,11 @@ WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "SLURM_NTASKS")
 JOB_ID_VARIABLES = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")
 
 
-@dataclass(frozen=True)
 class RunContext:
-    run_id: str
-    rank: int
-    world_size: int
-    host: str
+    """The run this process belongs to, and its place in it."""
+
+    def __init__(self, run_id: str, rank: int, world_size: int, host: str) -> None:
+        self.run_id, self.rank, self.world_size, self.host = run_id, rank, world_size, host
 
 
 def detect(
@@ -34,7 +31,7 @@ def detect(
         run_id=_run_id(environ, run_id_variable),
         rank=rank,
         world_size=world_size,
-        host=socket.gethostname(),
+        host=_host_name(),
     )
 
 
@@ -57,7 +54,15 @@ def _run_id(environ: Mapping[str, str], run_id_variable: str) -> str:
         value = environ.get(name, "").strip()
         if value and value != "none":  # torchrun's placeholder when no id is given
             return value
-    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    return time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex()
+
+
+def _host_name() -> str:
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket  # Windows; socket is slow to import, so only there
+
+    return socket.gethostname()
 
 
 class ContextFilter(logging.Filter):

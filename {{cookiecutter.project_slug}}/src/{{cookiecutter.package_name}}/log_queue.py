@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
     ProcessQueue = SimpleQueue[logging.LogRecord | None]
 
-QUEUE_SIZE = 10_000  # records waiting at most; a full queue makes logging calls wait
+# Records waiting at most (about 0.7 KiB each): a burst beyond it makes logging
+# calls wait for the writer, so memory stays bounded (about 35 MiB).
+QUEUE_SIZE = 50_000
 _STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message"}
 
 
@@ -42,17 +44,24 @@ class _ThreadQueueHandler(logging.handlers.QueueHandler):
 
     queue: queue.SimpleQueue[Any]
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        # Merge the arguments now: they may be mutable objects changed later.
-        record.message = record.getMessage()
-        record.msg, record.args = record.message, None
-        return record
+    def handle(self, record: logging.LogRecord) -> bool:
+        # The hot path: no filters and a thread-safe queue, so no handler lock.
+        try:
+            # Merge the arguments now: they may be mutable objects changed later.
+            record.message = record.getMessage()
+            record.msg, record.args = record.message, None
+            if self.queue.qsize() >= QUEUE_SIZE:
+                _wait_for_room(self.queue)
+            self.queue.put_nowait(record)
+        except Exception:
+            self.handleError(record)
+        return True
 
-    def enqueue(self, record: logging.LogRecord) -> None:
-        if self.queue.qsize() >= QUEUE_SIZE:
-            while self.queue.qsize() > QUEUE_SIZE // 2 and _writer.is_alive():
-                time.sleep(0.001)
-        self.queue.put_nowait(record)
+
+def _wait_for_room(records: queue.SimpleQueue[Any]) -> None:
+    """Hold a logging call while the listener catches up: memory stays bounded."""
+    while records.qsize() > QUEUE_SIZE // 2 and _writer.is_alive():
+        time.sleep(0.001)
 
 
 class _ProcessQueueHandler(logging.Handler):
