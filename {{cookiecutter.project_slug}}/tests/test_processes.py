@@ -222,3 +222,35 @@ def test_malformed_rank_warns_once_and_acts_as_rank_0(
     ]
     assert "still running" in messages(tmp_path, "error")
     assert not list(tmp_path.glob("*.rank*"))
+
+
+class LoggingDataset:
+    """A map-style data set whose items are logged by the worker that loads them."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> int:
+        logging.getLogger("data").critical("item %06d", index)
+        return index
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_dataloader_workers_log_through_the_parent(tmp_path: Path, method: str) -> None:
+    torch = pytest.importorskip("torch")
+    config.setup_logging(tmp_path)
+
+    loader = torch.utils.data.DataLoader(
+        LoggingDataset(40),
+        batch_size=4,
+        num_workers=2,
+        multiprocessing_context=method,
+        worker_init_fn=config.worker_logging(),
+    )
+    assert sum(len(batch) for batch in loader) == 40
+    log_queue.stop()
+
+    assert_exactly_once(messages(tmp_path), [f"item {i:06d}" for i in range(40)])

@@ -18,7 +18,12 @@ class RunContext:
     """The run this process belongs to, and its place in it."""
 
     def __init__(self, run_id: str, rank: int, world_size: int, host: str) -> None:
-        self.run_id, self.rank, self.world_size, self.host = run_id, rank, world_size, host
+        self.run_id, self.rank, self.world_size, self.host = (
+            run_id,
+            rank,
+            world_size,
+            host,
+        )
 
 
 def detect(
