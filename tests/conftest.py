@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,18 @@ def bake(cookies) -> Bake:  # type: ignore[no-untyped-def]
         return Path(result.project_path)
 
     return bake
+
+
+def assert_pytest_passed(output: str) -> None:
+    """The closing line of a pytest run with no failure and no error."""
+    last = output.splitlines()[-1]
+    assert re.fullmatch(r"\d+ passed(, \d+ skipped)? in .*", last), last
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for every baked project: torch's stubs are parsed once."""
+    return tmp_path_factory.mktemp("mypy-cache")
 
 
 def project_env(project: Path) -> dict[str, str]:
