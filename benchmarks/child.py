@@ -159,7 +159,7 @@ def main() -> None:
     atexit.register(finish)
     try:
         measure(sys.argv[1:])
-    except Exception:  # noqa: BLE001 -- reported to run.py, which shows it
+    except Exception:
         import traceback
 
         RESULT["error"] = traceback.format_exc()

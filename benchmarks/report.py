@@ -131,7 +131,8 @@ def notes(configs: list[Config], run: dict) -> list[str]:
     processes = run["processes"]
     lines = [
         (
-            f"- Medians over fresh processes, one per measurement of each configuration "
+            "- Medians over fresh processes, one per measurement of each "
+            "configuration "
             f"(per repetition: {processes['startup']} startup, {processes['filtered']} "
             f"filtered, {processes['records']} emitted/wall), {settings['repeat']} "
             "repetitions with the configurations interleaved, console output to "

@@ -49,11 +49,21 @@ def check_log_dir(value: str) -> None:
     )
     parts = value.split("/")
     if len(value) > MAX_LOG_DIR:
-        raise BadAnswer("log_dir", value, f"keep it to {MAX_LOG_DIR} characters or fewer")
-    if not value or PurePosixPath(value).is_absolute() or not all(map(LOG_DIR_PART.fullmatch, parts)):
+        raise BadAnswer(
+            "log_dir", value, f"keep it to {MAX_LOG_DIR} characters or fewer"
+        )
+    if (
+        not value
+        or PurePosixPath(value).is_absolute()
+        or not all(map(LOG_DIR_PART.fullmatch, parts))
+    ):
         raise BadAnswer("log_dir", value, allowed)
     if parts[0] in RESERVED_DIRS:
-        raise BadAnswer("log_dir", value, f"it must not be inside {', '.join(sorted(RESERVED_DIRS))}")
+        raise BadAnswer(
+            "log_dir",
+            value,
+            f"it must not be inside {', '.join(sorted(RESERVED_DIRS))}",
+        )
 
 
 def positive(field: str, value: object, kind: type) -> float:
@@ -68,7 +78,12 @@ def positive(field: str, value: object, kind: type) -> float:
 
 
 def check_levels(answers: dict) -> None:
-    for field in ("log_level", "console_log_level", "info_log_level", "error_log_level"):
+    for field in (
+        "log_level",
+        "console_log_level",
+        "info_log_level",
+        "error_log_level",
+    ):
         if answers[field] not in LEVELS:
             raise BadAnswer(field, answers[field], f"choose one of {', '.join(LEVELS)}")
     overall = LEVELS.index(answers["log_level"])
@@ -77,18 +92,33 @@ def check_levels(answers: dict) -> None:
             raise BadAnswer(
                 field,
                 answers[field],
-                f"it is below log_level={answers['log_level']!r}, so records at that level "
-                "would never reach this handler; raise it or lower log_level",
+                f"it is below log_level={answers['log_level']!r}, so records at that "
+                "level would never reach this handler; raise it or lower log_level",
             )
 
 
 def main(answers: dict) -> None:
     if not answers["project_name"].strip():
         raise BadAnswer("project_name", answers["project_name"], "it must not be empty")
-    check_name("project_slug", answers["project_slug"], SLUG, "use lowercase letters, digits and single '-' or '_' between them, starting with a letter")
-    check_name("package_name", answers["package_name"], PACKAGE, "use lowercase letters, digits and '_', not starting with a digit")
+    check_name(
+        "project_slug",
+        answers["project_slug"],
+        SLUG,
+        "use lowercase letters, digits and single '-' or '_' between them, "
+        "starting with a letter",
+    )
+    check_name(
+        "package_name",
+        answers["package_name"],
+        PACKAGE,
+        "use lowercase letters, digits and '_', not starting with a digit",
+    )
     if answers["author_email"] and not EMAIL.fullmatch(answers["author_email"]):
-        raise BadAnswer("author_email", answers["author_email"], "use an address like name@example.org, or leave it empty")
+        raise BadAnswer(
+            "author_email",
+            answers["author_email"],
+            "use an address like name@example.org, or leave it empty",
+        )
     check_log_dir(answers["log_dir"])
     check_levels(answers)
     positive("log_max_mb", answers["log_max_mb"], float)

@@ -42,7 +42,9 @@ def run(
 
 def tool(name: str) -> str:
     """A console script installed beside this interpreter (the test venv's)."""
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(
+        name
+    )
     if found is None:
         pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
     return found
@@ -77,7 +79,7 @@ def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def project_env(project: Path) -> dict[str, str]:
-    """Environment to run a baked project from its source tree, without installing it."""
+    """Environment to run a baked project from its source tree, uninstalled."""
     return {"PYTHONPATH": str(project / "src"), "PYTHONDONTWRITEBYTECODE": "1"}
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import ast
-import tomllib
 from pathlib import Path
 
 import pytest
-
+import tomllib
 from conftest import TEMPLATE_DIR, run, tool
 
 BAD_ANSWERS = {
@@ -53,8 +52,14 @@ def bake_cli(tmp_path: Path, *answers: str) -> tuple[int, str, Path]:
     out = tmp_path / "out"
     out.mkdir()
     result = run(
-        tool("cookiecutter"), "--no-input", TEMPLATE_DIR, "-o", out, *answers,
-        cwd=tmp_path, check=False,
+        tool("cookiecutter"),
+        "--no-input",
+        TEMPLATE_DIR,
+        "-o",
+        out,
+        *answers,
+        cwd=tmp_path,
+        check=False,
     )
     return result.returncode, result.stdout + result.stderr, out
 
@@ -66,13 +71,17 @@ def test_bad_answer_fails_with_one_line_naming_the_field(
     status, output, out = bake_cli(tmp_path, f"{field}={value}")
 
     assert status != 0
-    [line] = [line for line in output.splitlines() if line.startswith("Invalid answer:")]
+    [line] = [
+        line for line in output.splitlines() if line.startswith("Invalid answer:")
+    ]
     assert line.startswith(f"Invalid answer: {field}={value!r} is not valid: "), line
     assert list(out.iterdir()) == [], "a half-rendered project was left behind"
 
 
 @pytest.mark.parametrize("answers", CONFLICTS.values(), ids=CONFLICTS)
-def test_contradicting_levels_are_refused(tmp_path: Path, answers: dict[str, str]) -> None:
+def test_contradicting_levels_are_refused(
+    tmp_path: Path, answers: dict[str, str]
+) -> None:
     status, output, out = bake_cli(tmp_path, *(f"{k}={v}" for k, v in answers.items()))
 
     assert status != 0
@@ -91,15 +100,20 @@ def test_unknown_level_is_refused_before_rendering(tmp_path: Path) -> None:
 
 
 def test_free_text_renders_valid_python_and_toml(tmp_path: Path) -> None:
-    text = "Tom's \"model\" \\ {x} ü 😀\tline\nnext \x7f"
+    text = 'Tom\'s "model" \\ {x} ü 😀\tline\nnext \x7f'
     status, output, out = bake_cli(
-        tmp_path, f"project_name=Odd {text}", f"description={text}", f"author_name={text}"
+        tmp_path,
+        f"project_name=Odd {text}",
+        f"description={text}",
+        f"author_name={text}",
     )
 
     assert status == 0, output
     [project] = out.iterdir()
     pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
     assert pyproject["project"]["description"] == text
-    assert pyproject["project"]["authors"] == [{"name": text, "email": "you@example.com"}]
+    assert pyproject["project"]["authors"] == [
+        {"name": text, "email": "you@example.com"}
+    ]
     for path in project.rglob("*.py"):
         ast.parse(path.read_text("utf-8"))

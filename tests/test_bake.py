@@ -7,13 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
-
 from conftest import assert_pytest_passed, project_env, run, tool
 
 # Every value of every option appears at least once.
@@ -46,8 +45,8 @@ COMBINATIONS: dict[str, dict[str, str]] = {
     },
     "awkward-text": {
         "project_name": "Ünïcode Project 2",
-        "description": "Quotes \" ' and \\ back\\slash, { braces }, tab\tand\nnewline 😀",
-        "author_name": "O'Brien \"Q\" \\",
+        "description": "Quotes \" ' \\ back\\slash, { braces }, tab\tand\nnewline 😀",
+        "author_name": 'O\'Brien "Q" \\',
         "author_email": "",
     },
     "longest-names": {
@@ -224,5 +223,7 @@ def test_logs_are_ignored_by_git(baked: Baked) -> None:
 
     for name in ("info.log", "error.log"):
         run("git", "check-ignore", "-q", baked.log_dir / name, cwd=baked.path)
-    status = run("git", "status", "--porcelain", "--untracked-files=all", cwd=baked.path)
+    status = run(
+        "git", "status", "--porcelain", "--untracked-files=all", cwd=baked.path
+    )
     assert ".log" not in status.stdout

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import PYTHONS, assert_pytest_passed, find_python, run
 
 
@@ -26,16 +25,38 @@ def test_generated_project_on_python(
         pytest.skip(f"Python {version} is not installed here")
     venv = tmp_path / "venv"
     run(python, "-m", "venv", venv, cwd=tmp_path)
-    venv_python = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
-    run(venv_python, "-m", "pip", "install", "-q", "-e", default_project, "pytest", cwd=tmp_path)
+    venv_python = venv / (
+        "Scripts/python.exe" if sys.platform == "win32" else "bin/python"
+    )
+    run(
+        venv_python,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "-e",
+        default_project,
+        "pytest",
+        cwd=tmp_path,
+    )
 
     tests = run(
-        venv_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", default_project / "tests",
-        cwd=default_project, env={"PYTHONDONTWRITEBYTECODE": "1"},
+        venv_python,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        default_project / "tests",
+        cwd=default_project,
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert_pytest_passed(tests.stdout)
     demo = run(
-        venv.joinpath("bin", "my-ml-project"), "--epochs", "1", cwd=tmp_path,
+        venv.joinpath("bin", "my-ml-project"),
+        "--epochs",
+        "1",
+        cwd=tmp_path,
         env={"MY_ML_PROJECT_LOG_DIR": str(tmp_path / "logs")},
     )
     assert "epoch 1/1 valid_loss=" in demo.stderr

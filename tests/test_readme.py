@@ -38,7 +38,9 @@ def test_readme_render_command_works(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     path = f"{venv / 'bin'}:/usr/bin:/bin"
-    result = run("bash", "-c", render, cwd=tmp_path, env={"PATH": path, "VIRTUAL_ENV": str(venv)})
+    result = run(
+        "bash", "-c", render, cwd=tmp_path, env={"PATH": path, "VIRTUAL_ENV": str(venv)}
+    )
 
     assert "epoch 5/5 valid_loss=" in result.stderr
     assert (tmp_path / "my-ml-project" / "logs" / "info.log").stat().st_size > 0
@@ -48,7 +50,8 @@ def test_cruft_creates_an_updatable_project(tmp_path: Path) -> None:
     # cruft clones the template, so give it a repository of the files as they are now.
     template = tmp_path / "template"
     shutil.copytree(
-        TEMPLATE_DIR, template,
+        TEMPLATE_DIR,
+        template,
         ignore=shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*_cache"),
     )
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
@@ -56,7 +59,15 @@ def test_cruft_creates_an_updatable_project(tmp_path: Path) -> None:
     run(*git, "add", "-A", cwd=template)
     run(*git, "commit", "-qm", "template", cwd=template)
 
-    run(tool("cruft"), "create", "--no-input", template, "--output-dir", tmp_path / "out", cwd=tmp_path)
+    run(
+        tool("cruft"),
+        "create",
+        "--no-input",
+        template,
+        "--output-dir",
+        tmp_path / "out",
+        cwd=tmp_path,
+    )
 
     project = tmp_path / "out" / "my-ml-project"
     state = json.loads((project / ".cruft.json").read_text(encoding="utf-8"))
