@@ -54,6 +54,7 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "log_dir": "deeply-nested.log-dir/" * 2 + "d" * 16,
     },
 }
+SLOW = pytest.mark.slow
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DETAILED = re.compile(
     r"(?P<level>[A-Z]+) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
@@ -92,7 +93,11 @@ class Baked:
 
 
 @pytest.fixture(
-    scope="module", params=list(COMBINATIONS.values()), ids=list(COMBINATIONS)
+    scope="module",
+    params=[  # the quick run (-m "not slow") checks the defaults only
+        pytest.param(answers, id=name, marks=() if name == "defaults" else SLOW)
+        for name, answers in COMBINATIONS.items()
+    ],
 )
 def baked(request: pytest.FixtureRequest, cookies_session) -> Baked:  # type: ignore[no-untyped-def]
     result = cookies_session.bake(extra_context=request.param)

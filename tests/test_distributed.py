@@ -14,6 +14,7 @@ from conftest import project_env, run
 RECORD = re.compile(r"([A-Z]+) \S+ \S+ run=(\S+) rank=(\d+) \[[^]]+\] (.*)")
 
 
+@pytest.mark.slow
 def test_torchrun_example_logs_every_rank_once(cookies_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("torch")
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))

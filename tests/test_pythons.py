@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import PYTHONS, assert_pytest_passed, find_python, run
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def default_project(cookies_session) -> Path:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TEMPLATE_DIR, run, tool
 
 README = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
@@ -33,6 +34,7 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert setup_commands()[1] in ci.splitlines()
 
 
+@pytest.mark.slow
 def test_readme_render_command_works(tmp_path: Path) -> None:
     render = setup_commands()[0].replace(TEMPLATE_URL, str(TEMPLATE_DIR))
     venv = tmp_path / "venv"
@@ -46,6 +48,7 @@ def test_readme_render_command_works(tmp_path: Path) -> None:
     assert (tmp_path / "my-ml-project" / "logs" / "info.log").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_cruft_creates_an_updatable_project(tmp_path: Path) -> None:
     # cruft clones the template, so give it a repository of the files as they are now.
     template = tmp_path / "template"

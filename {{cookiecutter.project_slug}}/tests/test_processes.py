@@ -207,17 +207,18 @@ def test_each_rank_writes_its_own_files(tmp_path: Path) -> None:
         assert console.splitlines() == expected + progress
 
 
+@pytest.mark.parametrize("rank", ["abc", "-1", "1.5"])
 def test_malformed_rank_warns_once_and_acts_as_rank_0(
-    tmp_path: Path, run_python: RunPython
+    tmp_path: Path, run_python: RunPython, rank: str
 ) -> None:
     body = "log.critical('still running')"
     result = run_python(
-        "-c", script(tmp_path, body), env={"RANK": "abc", config.LOG_LEVEL_ENV: "INFO"}
+        "-c", script(tmp_path, body), env={"RANK": rank, config.LOG_LEVEL_ENV: "INFO"}
     )
 
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
-        "RANK='abc' is not a whole number >= 0; using 0",
+        f"RANK={rank!r} is not a whole number >= 0; using 0",
         "still running",
     ]
     assert "still running" in messages(tmp_path, "error")
