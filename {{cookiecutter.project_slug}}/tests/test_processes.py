@@ -164,6 +164,18 @@ def test_queued_records_are_written_at_exit(
     assert_exactly_once(messages(tmp_path), EXPECTED_20000)
 
 
+def test_records_logged_after_the_writer_stopped_are_still_written(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    # Exit handlers run last-registered first: this one runs after the writer's.
+    late = "import atexit, logging\natexit.register(logging.critical, 'at exit')\n"
+    result = run_python("-c", late + script(tmp_path, "log.critical('before exit')"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["before exit", "at exit"]
+    assert messages(tmp_path) == ["before exit", "at exit"]
+
+
 @posix_only
 def test_queued_records_are_written_on_sigterm(
     tmp_path: Path, run_python: RunPython

@@ -124,6 +124,8 @@ class _Writer:
     """This process's listener thread and, once there are workers, their pipe."""
 
     def __init__(self) -> None:
+        self.root = logging.getLogger()
+        self.queue_handler: _ThreadQueueHandler | None = None
         self.listener: _Listener | None = None
         self.worker_queue: ProcessQueue | None = None
         self.forwarder: threading.Thread | None = None
@@ -141,7 +143,8 @@ class _Writer:
             if isinstance(handler, LogFileHandler):
                 handler.flush_each_record = False  # the listener flushes when idle
         records: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        root.addHandler(_ThreadQueueHandler(records))
+        self.root, self.queue_handler = root, _ThreadQueueHandler(records)
+        root.addHandler(self.queue_handler)
         self.listener = _Listener(records, *background, respect_handler_level=True)
         self.resume()
 
@@ -169,8 +172,16 @@ class _Writer:
             self.listener.flush()
 
     def stop(self) -> None:
+        """Write what is queued and give the handlers back to the root logger, so
+        that a record logged later (by another exit handler, say) is still written."""
         self.pause()
-        self.listener = None
+        if self.listener and self.queue_handler in self.root.handlers:
+            self.root.removeHandler(self.queue_handler)
+            for handler in self.listener.handlers:
+                if isinstance(handler, LogFileHandler):
+                    handler.flush_each_record = True
+                self.root.addHandler(handler)
+        self.listener = self.queue_handler = None
 
     def flush(self) -> None:
         """Wait until every record queued so far is written and flushed."""
