@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+{%- if cookiecutter.use_tqdm %}
+
+from tqdm import tqdm
+{%- endif %}
 
 from .data import Sample
 
@@ -34,7 +38,13 @@ def train(
     """Train for ``epochs`` passes; raise TrainingDiverged if the loss blows up."""
     model = LinearModel()
     best = math.inf
+{%- if cookiecutter.use_tqdm %}
+    # The bar shows on a terminal only (disable=None): piped output stays clean.
+    bar = tqdm(range(1, epochs + 1), "training", unit="epoch", leave=False, disable=None)
+    for epoch in bar:
+{%- else %}
     for epoch in range(1, epochs + 1):
+{%- endif %}
         for step, (x, y) in enumerate(train_set):
             error = model.predict(x) - y
             model.weight -= lr * 2.0 * error * x
