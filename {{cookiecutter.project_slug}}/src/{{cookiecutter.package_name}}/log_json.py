@@ -17,12 +17,21 @@ from collections.abc import Iterable
 from .log_redact import Redactor
 
 # Written first, in this order; run_id, rank and host come from the context filter.
-FIELDS = ("time", "severity", "logger", "message", "file", "line", "function", "process")
+FIELDS = (
+    "time",
+    "severity",
+    "logger",
+    "message",
+    "file",
+    "line",
+    "function",
+    "process",
+)
 CONTEXT = ("run_id", "rank", "host")
 # Names an ``extra`` key may not take: such a key gets an "extra_" prefix.
 RESERVED = frozenset((*FIELDS, *CONTEXT, "exception", "stack"))
 # Attributes of every record, which are not ``extra`` fields.
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", *CONTEXT}
+_STANDARD = {*vars(logging.makeLogRecord({})), "message", "asctime", *CONTEXT}
 _MAX_DEPTH = 8  # deeper containers in an extra value are written with repr()
 # ASCII only: no character of a message can break the line or its encoding.
 # Extra values are made JSON-ready first; repr() is the last resort for the rest.

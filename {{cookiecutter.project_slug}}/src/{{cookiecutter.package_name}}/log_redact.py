@@ -57,7 +57,9 @@ SECRET_NAMES = (
 )
 _VALUE = r"""['"]?\s*[:=]\s*['"]?([^\s'",;&}]+)"""
 # An Authorization header's value may start with its scheme.
-_AUTHORIZATION = r"""['"]?\s*[:=]\s*['"]?(?:(?i:bearer|basic|token|digest)\s+)?([^\s'",;&}]+)"""
+_AUTHORIZATION = (
+    r"""['"]?\s*[:=]\s*['"]?(?:(?i:bearer|basic|token|digest)\s+)?([^\s'",;&}]+)"""
+)
 _BEARER = r"\s+([A-Za-z0-9._~+/=-]{8,})"
 
 

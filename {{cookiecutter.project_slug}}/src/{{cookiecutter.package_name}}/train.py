@@ -40,7 +40,9 @@ def train(
     best = math.inf
 {%- if cookiecutter.use_tqdm %}
     # The bar shows on a terminal only (disable=None): piped output stays clean.
-    bar = tqdm(range(1, epochs + 1), "training", unit="epoch", leave=False, disable=None)
+    bar = tqdm(
+        range(1, epochs + 1), "training", unit="epoch", leave=False, disable=None
+    )
     for epoch in bar:
 {%- else %}
     for epoch in range(1, epochs + 1):
