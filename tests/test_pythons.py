@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import PYTHONS, find_python, run
+from conftest import PYTHONS, assert_passed, find_python, run
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,7 @@ def test_generated_project_on_python(
         venv_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", default_project / "tests",
         cwd=default_project, env={"PYTHONDONTWRITEBYTECODE": "1"},
     )
-    assert re.fullmatch(r"\d+ passed in .*", tests.stdout.splitlines()[-1])
+    assert_passed(tests.stdout)
     demo = run(
         venv.joinpath("bin", "my-ml-project"), "--epochs", "1", cwd=tmp_path,
         env={"MY_ML_PROJECT_LOG_DIR": str(tmp_path / "logs")},

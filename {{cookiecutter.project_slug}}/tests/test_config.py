@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from logfiles import read
 
+import logfiles
 from {{ cookiecutter.package_name }} import config, log_queue
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,11 @@ def verbose(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def levels_in(path: Path) -> list[str]:
-    return [record.level for record in read(path)]
+    return [record.level for record in logfiles.read(path)]
 
 
 def messages_in(path: Path) -> list[str]:
-    return [record.message for record in read(path)]
+    return [record.message for record in logfiles.read(path)]
 
 
 def log_every_level() -> None:
@@ -71,7 +71,7 @@ def test_file_records_tell_level_place_and_run(tmp_path: Path) -> None:
     config.setup_logging(tmp_path)
     log.critical("disk is full")
 
-    [record] = read(tmp_path / "info.log")
+    [record] = logfiles.read(tmp_path / "info.log")
     assert record.level == "CRITICAL"
     assert record.file == "test_config.py"
     assert record.function == "test_file_records_tell_level_place_and_run"
@@ -198,7 +198,7 @@ def test_warnings_are_logged(tmp_path: Path) -> None:
     config.setup_logging(tmp_path)
     warnings.warn("this option is deprecated", DeprecationWarning, stacklevel=1)
 
-    [record] = read(tmp_path / "info.log")
+    [record] = logfiles.read(tmp_path / "info.log")
     assert record.level == "WARNING"
     assert "DeprecationWarning: this option is deprecated" in record.message
 
@@ -213,7 +213,7 @@ def test_uncaught_thread_exception_is_logged_with_its_traceback(tmp_path: Path) 
     thread.start()
     thread.join()
 
-    [record] = read(tmp_path / "error.log")
+    [record] = logfiles.read(tmp_path / "error.log")
     assert record.message == "Uncaught exception in thread loader"
     assert record.exception.startswith("Traceback (most recent call last):")
     assert record.exception.endswith("RuntimeError: worker broke")
@@ -230,7 +230,7 @@ def test_uncaught_exception_is_logged_with_its_traceback(
     )
 
     assert result.returncode == 1
-    [record] = read(tmp_path / "out" / "error.log")
+    [record] = logfiles.read(tmp_path / "out" / "error.log")
     assert record.message == "Uncaught exception"
     assert record.exception.startswith("Traceback (most recent call last):")
     assert record.exception.endswith("ValueError: bad batch")
@@ -260,7 +260,7 @@ def test_line_breaks_in_a_message_cannot_forge_a_record(tmp_path: Path) -> None:
     config.setup_logging(tmp_path)
     log.critical("user input: %s", FORGED)
 
-    [record] = read(tmp_path / "info.log")  # one line, one record
+    [record] = logfiles.read(tmp_path / "info.log")  # one line, one record
 {%- if cookiecutter.log_format == "json" %}
     assert record.message == f"user input: {FORGED}"
 {%- else %}
@@ -276,7 +276,7 @@ def test_traceback_stays_with_its_record(tmp_path: Path) -> None:
     except ValueError:
         log.critical("step failed", exc_info=True)
 
-    [record] = read(tmp_path / "error.log")
+    [record] = logfiles.read(tmp_path / "error.log")
     assert record.message == "step failed"
     assert record.exception.startswith("Traceback (most recent call last):")
     assert record.exception.endswith("ValueError: bad\nCRITICAL forged record")

@@ -22,7 +22,10 @@ from tqdm import tqdm
 from tqdm import tqdm
 {%- endif %}
 
-from {{ cookiecutter.package_name }} import {{ "config, log_console, log_queue" if rich else "log_console" }}
+import {{ cookiecutter.package_name }}.log_console as console
+{%- if rich %}
+from {{ cookiecutter.package_name }} import config, log_queue
+{%- endif %}
 
 
 class Terminal(io.StringIO):
@@ -48,7 +51,7 @@ def record(message: str) -> logging.LogRecord:
 
 def test_piped_output_is_plain_text() -> None:
     stream = io.StringIO()
-    handler = log_console.console_handler(stream)
+    handler = console.console_handler(stream)
     handler.handle(record("[bold]as is[/bold]"))
 
     assert stream.getvalue() == "[bold]as is[/bold]\n"
@@ -58,7 +61,7 @@ def test_a_terminal_gets_rich_output_with_markup_left_alone() -> None:
     from rich.logging import RichHandler
 
     stream = Terminal()
-    handler = log_console.console_handler(stream)
+    handler = console.console_handler(stream)
     handler.handle(record("[bold]as is[/bold]"))
 
     assert isinstance(handler, RichHandler)
@@ -109,7 +112,7 @@ def visible_lines(output: str) -> list[str]:
 
 def test_log_lines_do_not_break_a_progress_bar() -> None:
     stream = {{ "Terminal()" if rich else "io.StringIO()" }}
-    handler = log_console.console_handler(stream)
+    handler = console.console_handler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
     with tqdm(total=3, desc="training", file=stream, ascii=True) as bar:
         for step in range(3):

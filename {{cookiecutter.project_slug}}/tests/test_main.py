@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from logfiles import read
 
+import logfiles
 import {{ cookiecutter.package_name }}
 from {{ cookiecutter.package_name }} import config, main
 
@@ -30,7 +30,7 @@ def allowed_in(handler: str) -> list[str]:
 
 
 def levels_in(path: Path) -> list[str]:
-    return [record.level for record in read(path)]
+    return [record.level for record in logfiles.read(path)]
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_a_crash_still_logs_the_end_of_the_run(
     with pytest.raises(MemoryError):
         main.main(["--epochs", "1"])
 
-    messages = [record.message for record in read(tmp_path / "info.log")]
+    messages = [record.message for record in logfiles.read(tmp_path / "info.log")]
     run_id = config.run_context().run_id
     assert messages[0].startswith(f"Run {run_id} started: ")
     assert re.fullmatch(rf"Run {run_id} failed after \d+\.\d\ds", messages[-2])

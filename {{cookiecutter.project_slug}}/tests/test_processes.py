@@ -14,8 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
-from logfiles import parse
 
+import logfiles
 from {{ cookiecutter.package_name }} import config, log_queue
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
@@ -42,7 +42,7 @@ def messages(log_dir: Path, name: str = "info") -> list[str]:
     found = []
     for path in log_dir.glob(f"{name}.log*"):
         lines = path.read_text(encoding="utf-8").splitlines()
-        found += [record.message for record in parse(lines, path.name)]
+        found += [record.message for record in logfiles.parse(lines, path.name)]
     return found
 
 
@@ -117,8 +117,9 @@ def test_forked_child_logs_through_the_parent_without_an_initializer(
 
 SCRIPT = """
 import logging, os, sys
-from {{ cookiecutter.package_name }}.config import setup_logging
-setup_logging({log_dir!r})
+from {{ cookiecutter.package_name }} import config
+config.LOGGING_CONFIG["handlers"]["info"]["backupCount"] = 1000  # keep every record
+config.setup_logging({log_dir!r})
 log = logging.getLogger("job")
 {body}
 """

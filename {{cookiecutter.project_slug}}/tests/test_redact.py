@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import {{ cookiecutter.package_name }}.log_redact as redaction
 from {{ cookiecutter.package_name }} import config, log_queue
-from {{ cookiecutter.package_name }}.log_redact import MASK, Redactor, secrets_in
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +84,16 @@ def test_the_corpus_is_large_enough() -> None:
 
 @pytest.mark.parametrize(("text", "secret"), CORPUS)
 def test_secret_is_masked(text: str, secret: str) -> None:
-    redact = Redactor(secrets_in(ENVIRONMENT))
+    redact = redaction.Redactor(redaction.secrets_in(ENVIRONMENT))
 
     masked = redact(text)
     assert secret not in masked
-    assert MASK in masked
+    assert redaction.MASK in masked
 
 
 @pytest.mark.parametrize("text", ORDINARY)
 def test_ordinary_text_is_left_alone(text: str) -> None:
-    assert Redactor(secrets_in(ENVIRONMENT))(text) == text
+    assert redaction.Redactor(redaction.secrets_in(ENVIRONMENT))(text) == text
 
 
 def test_only_long_values_of_secret_looking_variables_count() -> None:
@@ -103,7 +103,7 @@ def test_only_long_values_of_secret_looking_variables_count() -> None:
         "MAX_TOKENS": "100000",  # a number, not a secret
         "HOME": "/home/someone",
     }
-    assert secrets_in(environ) == ["hf_value_with_spaces_around"]
+    assert redaction.secrets_in(environ) == ["hf_value_with_spaces_around"]
 
 
 @pytest.fixture
@@ -142,6 +142,6 @@ def test_no_secret_reaches_any_sink(
     }
     assert sinks["error.log"].count("upload failed") == len(CORPUS)
     for sink, written in sinks.items():
-        assert written.count(MASK) >= len(CORPUS), sink
+        assert written.count(redaction.MASK) >= len(CORPUS), sink
         leaked = [secret for _, secret in CORPUS if secret in written]
         assert leaked == [], f"{sink} shows {leaked}"
