@@ -55,7 +55,17 @@ def train(
         valid_loss = mean_squared_error(model, valid_set)
         if not math.isfinite(valid_loss) or valid_loss > 1e6:
             raise TrainingDiverged(f"validation loss {valid_loss:.3g} at epoch {epoch}")
+{%- if cookiecutter.log_format == "json" %}
+        logger.info(
+            "epoch %d/%d valid_loss=%.4f",
+            epoch,
+            epochs,
+            valid_loss,
+            extra={"epoch": epoch, "valid_loss": valid_loss},  # JSON fields
+        )
+{%- else %}
         logger.info("epoch %d/%d valid_loss=%.4f", epoch, epochs, valid_loss)
+{%- endif %}
         if valid_loss > best:
             logger.warning("Validation loss rose from %.4f to %.4f", best, valid_loss)
         best = min(best, valid_loss)
