@@ -161,13 +161,30 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"src/{package}/log_context.py",
         f"src/{package}/log_handlers.py",
         f"src/{package}/log_queue.py",
+        f"src/{package}/log_redact.py",
         f"src/{package}/main.py",
         f"src/{package}/py.typed",
         "tests/conftest.py",
+        "tests/logfiles.py",
         "tests/test_config.py",
         "tests/test_main.py",
         "tests/test_processes.py",
+        "tests/test_redact.py",
     }
+    # Modules and tests of options not chosen are not rendered.
+    optional = {
+        f"src/{package}/log_json.py": "json" in baked.options,
+        "tests/test_json.py": "json" in baked.options,
+        f"src/{package}/log_console.py": bool({"rich", "tqdm"} & baked.options),
+        "tests/test_console.py": bool({"rich", "tqdm"} & baked.options),
+    }
+    assert {name: name in relative for name in optional} == optional
+
+
+def test_dependencies_follow_the_options(baked: Baked) -> None:
+    pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text("utf-8"))
+    names = [re.split(r"[<>=]", spec)[0] for spec in pyproject["project"]["dependencies"]]
+    assert names == [name for name in ("rich", "tqdm") if name in baked.options]
 
 
 def test_files_read_as_written_by_hand(baked: Baked) -> None:
