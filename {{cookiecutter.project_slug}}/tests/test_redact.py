@@ -29,7 +29,7 @@ CORPUS = [
     (f"aws {ENVIRONMENT['AWS_SECRET_ACCESS_KEY']}", "K7MDENG/bPxRfiCYEXAMPLEKEY"),
     ("service says tok!en-value-42", "tok!en-value-42"),
     ("key id AKIAIOSFODNN7EXAMPLE", "IOSFODNN7EXAMPLE"),
-    ("session ASIAY34FZKBOKMUTVV7A", "Y34FZKBOKMUTVV7A"),
+    ("temporary key ASIAY34FZKBOKMUTVV7A", "Y34FZKBOKMUTVV7A"),
     ("hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "abcdefghijklmnopqrstuvwxyzABCDEFGH"),
     (
         "client = OpenAI(api_key=sk-proj-Ab12Cd34Ef56Gh78Ij90Kl12)",

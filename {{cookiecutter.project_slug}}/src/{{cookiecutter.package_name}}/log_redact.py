@@ -160,9 +160,9 @@ class RedactFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # arguments that do not fit: the handler reports it
             return True
-        masked = self.redact(message)
-        if masked is not message:
-            record.msg, record.args = masked, None
+        # Merged, so that no handler formats the arguments again, and so that
+        # self.last holds text rather than the objects the arguments were.
+        record.msg, record.args = self.redact(message), None
         if record.exc_info:
             # As text, so that it can be masked: no handler may render the
             # exception object itself after this (Rich's tracebacks would).
