@@ -200,6 +200,10 @@ def test_files_read_as_written_by_hand(baked: Baked) -> None:
         assert not text.endswith("\n\n"), f"{name}: blank lines at the end"
         assert "\n\n\n\n" not in text, f"{name}: stray blank lines"
         assert not re.search(r"[ \t]+$", text, re.MULTILINE), f"{name}: trailing blanks"
+        if path.suffix == ".md":
+            fences = [line for line in text.splitlines() if "```" in line]
+            assert all(re.fullmatch(r"```\w*", line) for line in fences), name
+            assert not re.search(r"\n#+ .*\n[^\n]", text), f"{name}: heading glued on"
 
 
 def test_data_and_code_parse(baked: Baked) -> None:
