@@ -26,6 +26,7 @@ import {{ cookiecutter.package_name }}.log_console as console
 {%- if rich %}
 from {{ cookiecutter.package_name }} import config, log_queue
 {%- endif %}
+{%- if rich %}
 
 
 class Terminal(io.StringIO):
@@ -33,7 +34,6 @@ class Terminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-{%- if rich %}
 
 
 def text_of(output: str) -> str:
