@@ -49,11 +49,15 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "error_log_level": "ERROR",
         "use_tqdm": "yes",
     },
+    # With the values above, every combination of the three feature options.
     "json-rich-tqdm": {
         "log_format": "json",
         "console_style": "rich",
         "use_tqdm": "true",
     },
+    "json-rich": {"log_format": "json", "console_style": "rich"},
+    "json-tqdm": {"log_format": "json", "use_tqdm": "1", "log_level": "DEBUG"},
+    "rich-tqdm": {"console_style": "rich", "use_tqdm": "y", "log_dir": "out/logs"},
     "awkward-text": {
         "project_name": "Ünïcode Project 2",
         "description": "Quotes \" ' and \\ back\\slash, { braces }, tab\tand\nnewline 😀",
