@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+CHOICES = {"log_format": ["text", "json"], "console_style": ["plain", "rich"]}
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -97,6 +98,17 @@ def check_levels(answers: dict) -> None:
             )
 
 
+def check_options(answers: dict) -> None:
+    # cookiecutter checks these for answers it is given; a replay file is not checked.
+    for field, allowed in CHOICES.items():
+        if answers[field] not in allowed:
+            raise BadAnswer(
+                field, answers[field], f"choose one of {', '.join(allowed)}"
+            )
+    if not isinstance(answers["use_tqdm"], bool):
+        raise BadAnswer("use_tqdm", answers["use_tqdm"], "answer yes or no")
+
+
 def main(answers: dict) -> None:
     if not answers["project_name"].strip():
         raise BadAnswer("project_name", answers["project_name"], "it must not be empty")
@@ -123,6 +135,7 @@ def main(answers: dict) -> None:
     check_levels(answers)
     positive("log_max_mb", answers["log_max_mb"], float)
     positive("log_backup_count", answers["log_backup_count"], int)
+    check_options(answers)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,61 @@ def test_unknown_level_is_refused_before_rendering(tmp_path: Path) -> None:
     assert status != 0
     assert "LOUD provided for choice variable log_level" in output
     assert list(out.iterdir()) == []
+
+
+# Checked by cookiecutter before any hook runs: its message, naming the field,
+# is the last line of its output.
+UNKNOWN_VALUES = {
+    "log-format": ("log_format=xml", "xml provided for choice variable log_format"),
+    "console-style": (
+        "console_style=fancy",
+        "fancy provided for choice variable console_style",
+    ),
+    "use-tqdm": (
+        "use_tqdm=maybe",
+        "maybe provided for variable use_tqdm could not be converted to a boolean.",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"), UNKNOWN_VALUES.values(), ids=UNKNOWN_VALUES
+)
+def test_unknown_option_value_is_refused(
+    tmp_path: Path, answer: str, message: str
+) -> None:
+    status, output, out = bake_cli(tmp_path, answer)
+
+    assert status != 0
+    assert output.splitlines()[-1].startswith(f"ValueError: {message}")
+    assert list(out.iterdir()) == []
+
+
+def test_replayed_answers_are_checked_too(tmp_path: Path) -> None:
+    replay = tmp_path / "replay.json"
+    context = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text("utf-8"))
+    answers = {key: value for key, value in context.items() if not key.startswith("_")}
+    for key, value in answers.items():
+        answers[key] = value[0] if isinstance(value, list) else value
+    answers.update(project_slug="replayed", package_name="replayed", use_tqdm="maybe")
+    replay.write_text(json.dumps({"cookiecutter": answers}), encoding="utf-8")
+    out = tmp_path / "out"
+    result = run(
+        tool("cookiecutter"),
+        "--replay-file",
+        replay,
+        TEMPLATE_DIR,
+        "-o",
+        out,
+        cwd=tmp_path,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "Invalid answer: use_tqdm='maybe' is not valid: answer yes or no" in (
+        result.stdout + result.stderr
+    )
+    assert not out.exists() or list(out.iterdir()) == []
 
 
 def test_free_text_renders_valid_python_and_toml(tmp_path: Path) -> None:

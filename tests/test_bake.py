@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
-from conftest import assert_pytest_passed, project_env, run, tool
+from conftest import assert_passed, project_env, run, tool
 
 # Every value of every option appears at least once.
 COMBINATIONS: dict[str, dict[str, str]] = {
@@ -27,6 +29,7 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "error_log_level": "WARNING",
         "log_max_mb": "0.5",
         "log_backup_count": "3",
+        "log_format": "json",
     },
     "quiet": {
         "project_name": "quiet_job",
@@ -36,13 +39,24 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "error_log_level": "CRITICAL",
         "log_max_mb": "100",
         "log_backup_count": "1",
+        "console_style": "rich",
     },
     "errors-only": {
         "log_level": "ERROR",
         "console_log_level": "CRITICAL",
         "info_log_level": "ERROR",
         "error_log_level": "ERROR",
+        "use_tqdm": "yes",
     },
+    # With the values above, every combination of the three feature options.
+    "json-rich-tqdm": {
+        "log_format": "json",
+        "console_style": "rich",
+        "use_tqdm": "true",
+    },
+    "json-rich": {"log_format": "json", "console_style": "rich"},
+    "json-tqdm": {"log_format": "json", "use_tqdm": "1", "log_level": "DEBUG"},
+    "rich-tqdm": {"console_style": "rich", "use_tqdm": "y", "log_dir": "out/logs"},
     "awkward-text": {
         "project_name": "Ünïcode Project 2",
         "description": "Quotes \" ' \\ back\\slash, { braces }, tab\tand\nnewline 😀",
@@ -60,7 +74,11 @@ DETAILED = re.compile(
     r"(?P<level>[A-Z]+) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
     r"run=\S+ rank=0 \[\w+\.py:\w+:\d+\] (?P<message>\S.*)"
 )
+JSON_FIELDS = ["time", "severity", "logger", "message", "file", "line", "function"]
+JSON_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 JINJA_LEFTOVERS = re.compile(r"\{\{|\{%|\{#|cookiecutter\.")
+# Terminal control sequences: styles, cursor moves, hyperlinks.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x1b]*\x1b\\")
 
 
 @dataclass
@@ -79,6 +97,12 @@ class Baked:
         own = LEVELS.index(self.answers[f"{handler}_log_level"])
         return LEVELS[max(overall, own) :]
 
+    @property
+    def options(self) -> set[str]:
+        """The optional features this project was made with."""
+        chosen = {self.answers["log_format"], self.answers["console_style"]}
+        return chosen | ({"tqdm"} if self.answers["use_tqdm"] else set())
+
     def run_demo(self, *args: str) -> subprocess.CompletedProcess[str]:
         shutil.rmtree(self.log_dir, ignore_errors=True)
         return run(
@@ -90,6 +114,13 @@ class Baked:
             env=project_env(self.path),
             check=False,
         )
+
+    def log_lines(self, name: str) -> list[dict[str, str]]:
+        """Level and message of each record in a log file, whatever its format."""
+        path = self.log_dir / name
+        if "json" in self.options:
+            return [json_record(line) for line in path.read_text("utf-8").splitlines()]
+        return [match.groupdict() for match in log_lines(path)]
 
 
 @pytest.fixture(
@@ -105,6 +136,14 @@ def baked(request: pytest.FixtureRequest, cookies_session) -> Baked:  # type: ig
     path = Path(result.project_path)
     files = sorted(p for p in path.rglob("*") if p.is_file())
     return Baked(path, dict(result.context), files)
+
+
+def json_record(line: str) -> dict[str, str]:
+    record = json.loads(line)
+    assert list(record)[: len(JSON_FIELDS)] == JSON_FIELDS, line
+    assert JSON_TIME.fullmatch(record["time"]), line
+    assert record["rank"] == 0 and record["run_id"], line
+    return {"level": record["severity"], "message": record["message"]}
 
 
 def log_lines(path: Path) -> list[re.Match[str]]:
@@ -130,13 +169,32 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"src/{package}/log_context.py",
         f"src/{package}/log_handlers.py",
         f"src/{package}/log_queue.py",
+        f"src/{package}/log_redact.py",
         f"src/{package}/main.py",
         f"src/{package}/py.typed",
         "tests/conftest.py",
+        "tests/logfiles.py",
         "tests/test_config.py",
         "tests/test_main.py",
         "tests/test_processes.py",
+        "tests/test_redact.py",
     }
+    # Modules and tests of options not chosen are not rendered.
+    optional = {
+        f"src/{package}/log_json.py": "json" in baked.options,
+        "tests/test_json.py": "json" in baked.options,
+        f"src/{package}/log_console.py": bool({"rich", "tqdm"} & baked.options),
+        "tests/test_console.py": bool({"rich", "tqdm"} & baked.options),
+    }
+    assert {name: name in relative for name in optional} == optional
+
+
+def test_dependencies_follow_the_options(baked: Baked) -> None:
+    pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text("utf-8"))
+    names = [
+        re.split(r"[<>=]", spec)[0] for spec in pyproject["project"]["dependencies"]
+    ]
+    assert names == [name for name in ("rich", "tqdm") if name in baked.options]
 
 
 def test_files_read_as_written_by_hand(baked: Baked) -> None:
@@ -152,6 +210,11 @@ def test_files_read_as_written_by_hand(baked: Baked) -> None:
         assert not text.endswith("\n\n"), f"{name}: blank lines at the end"
         assert "\n\n\n\n" not in text, f"{name}: stray blank lines"
         assert not re.search(r"[ \t]+$", text, re.MULTILINE), f"{name}: trailing blanks"
+        if path.suffix == ".md":
+            fences = [line for line in text.splitlines() if "```" in line]
+            assert all(re.fullmatch(r"```\w*", line) for line in fences), name
+            assert not re.search(r"\n#+ .*\n[^\n]", text), f"{name}: heading glued on"
+            assert not re.search(r"\n[^|\n][^\n]*\n\|", text), f"{name}: table glued on"
 
 
 def test_data_and_code_parse(baked: Baked) -> None:
@@ -179,24 +242,29 @@ def test_generated_test_suite_passes(baked: Baked) -> None:
         cwd=baked.path,
         env=project_env(baked.path),
     )
-    assert_pytest_passed(result.stdout)
+    assert_passed(result.stdout)
 
 
 def test_main_script_logs_a_run(baked: Baked) -> None:
     result = baked.run_demo("--epochs", "2")
 
     assert result.returncode == 0, result.stderr
-    info = log_lines(baked.log_dir / "info.log")
+    info = baked.log_lines("info.log")
     assert {line["level"] for line in info} <= set(baked.levels_reaching("info"))
     if "INFO" in baked.levels_reaching("info"):
         messages = [line["message"] for line in info]
-        assert messages[0].startswith("Training started: {'epochs': 2")
+        started = re.fullmatch(r"Run (\S+) started: \{'epochs': 2, .*\}", messages[0])
+        assert started, messages[0]
+        assert messages[1] == f"Writing logs to {baked.log_dir}"
         epochs = [m.split()[1] for m in messages if "valid_loss=" in m]
         assert epochs == ["1/2", "2/2"]
+        assert re.fullmatch(rf"Run {started[1]} finished in [\d.]+s", messages[-2])
         assert messages[-1] == f"Logs are in {baked.log_dir}"
-    assert log_lines(baked.log_dir / "error.log") == []
+    assert baked.log_lines("error.log") == []
     console = result.stderr.splitlines()
     assert not any(map(DETAILED.fullmatch, console)), "console lines are minimal"
+    assert not any(line.startswith("{") for line in console), "no JSON on the console"
+    assert not ANSI.search(result.stderr), "piped output is plain text"
     if "INFO" in baked.levels_reaching("console"):
         assert console[-1] == f"Logs are in {baked.log_dir}"
     else:
@@ -210,13 +278,16 @@ def test_main_script_logs_a_failed_run_as_an_error(baked: Baked) -> None:
     for handler in ("info", "error"):
         errors = [
             line["message"]
-            for line in log_lines(baked.log_dir / f"{handler}.log")
+            for line in baked.log_lines(f"{handler}.log")
             if line["level"] == "ERROR"
         ]
-        reaches = "ERROR" in baked.levels_reaching(handler)
-        assert len(errors) == reaches, handler
-        assert all(m.startswith("Training diverged: validation loss") for m in errors)
-    error_levels = {line["level"] for line in log_lines(baked.log_dir / "error.log")}
+        if "ERROR" in baked.levels_reaching(handler):
+            assert len(errors) == 2, handler
+            assert errors[0].startswith("Training diverged: validation loss")
+            assert re.fullmatch(r"Run \S+ failed after [\d.]+s", errors[1])
+        else:
+            assert errors == [], handler
+    error_levels = {line["level"] for line in baked.log_lines("error.log")}
     assert error_levels <= set(baked.levels_reaching("error"))
     reaches_console = "ERROR" in baked.levels_reaching("console")
     assert ("Training diverged" in result.stderr) == reaches_console
@@ -232,3 +303,95 @@ def test_logs_are_ignored_by_git(baked: Baked) -> None:
         "git", "status", "--porcelain", "--untracked-files=all", cwd=baked.path
     )
     assert ".log" not in status.stdout
+
+
+SECRETS_SCRIPT = """
+import json, logging, os, sys
+sys.path.insert(0, "tests")
+from test_redact import CORPUS, ENVIRONMENT
+os.environ.update(ENVIRONMENT)
+from {package}.config import setup_logging
+setup_logging()
+log, library = logging.getLogger("demo"), logging.getLogger("urllib3")
+for text, _ in CORPUS:
+    log.critical(text)
+    library.critical("retrying %s", text)
+    try:
+        raise ConnectionError(text)
+    except ConnectionError:
+        log.critical("failed", exc_info=True, extra={{"detail": text}})
+print(json.dumps([secret for _, secret in CORPUS]))
+"""
+
+
+def test_no_secret_of_the_corpus_reaches_any_sink(baked: Baked) -> None:
+    shutil.rmtree(baked.log_dir, ignore_errors=True)
+    script = SECRETS_SCRIPT.format(package=baked.answers["package_name"])
+    result = run(
+        sys.executable, "-c", script, cwd=baked.path, env=project_env(baked.path)
+    )
+
+    secrets = json.loads(result.stdout)
+    assert len(secrets) >= 20
+    sinks = {"console": result.stderr}
+    for path in baked.log_dir.iterdir():
+        sinks[path.name] = path.read_text(encoding="utf-8")
+    assert set(sinks) == {"console", "info.log", "error.log"}
+    for sink, text in sinks.items():
+        assert text.count("***") >= 3 * len(secrets), sink
+        leaked = [secret for secret in secrets if secret in text]
+        assert leaked == [], f"{sink} shows {leaked}"
+
+
+def on_a_terminal(baked: Baked, *args: str) -> str:
+    """Run the demo with its console on a pseudo-terminal; return what it drew."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    shutil.rmtree(baked.log_dir, ignore_errors=True)
+    main, terminal = pty.openpty()
+    # 40 rows of 120 columns: a new pseudo-terminal has none, and draws no bar.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", baked.answers["package_name"], *args],
+        cwd=baked.path,
+        env={**os.environ, **project_env(baked.path), "TERM": "xterm-256color"},
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=60) == 0, output
+    os.close(main)
+    return output.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_console_on_a_terminal(baked: Baked) -> None:
+    output = on_a_terminal(baked, "--epochs", "3")
+
+    # What each line shows at the end: the text after its last carriage return.
+    shown = [ANSI.sub("", line.rsplit("\r", 1)[-1]) for line in output.split("\n")]
+    if "INFO" not in baked.levels_reaching("console"):
+        assert "valid_loss" not in output
+        return
+    epochs = [line for line in shown if "valid_loss=" in line]
+    assert len(epochs) == 3
+    assert ("rich" in baked.options) == bool(ANSI.search(output))
+    if "rich" in baked.options:
+        assert all(" INFO " in line for line in epochs), epochs
+    else:
+        assert all(line.startswith("epoch ") for line in epochs), epochs
+    assert ("tqdm" in baked.options) == ("training" in output)
+    assert not any("training" in line for line in epochs), "a bar broke a log line"

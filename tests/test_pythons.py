@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PYTHONS, assert_pytest_passed, find_python, run
+from conftest import PYTHONS, assert_passed, find_python, run
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_generated_project_on_python(
         cwd=default_project,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
     )
-    assert_pytest_passed(tests.stdout)
+    assert_passed(tests.stdout)
     demo = run(
         venv.joinpath("bin", "my-ml-project"),
         "--epochs",

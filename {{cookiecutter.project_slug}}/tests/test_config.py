@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import re
+import os
+import stat
 import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -13,13 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import logfiles
 from {{ cookiecutter.package_name }} import config, log_queue
 
-DETAILED = re.compile(
-    r"(?P<level>[A-Z]+) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} "
-    r"run=(?P<run_id>\S+) rank=(?P<rank>\d+) "
-    r"\[(?P<file>[\w.]+):(?P<function>\w+):\d+\] (?P<message>.*)"
-)
 log = logging.getLogger(__name__)
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -32,13 +30,12 @@ def verbose(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(config.LOGGING_CONFIG["handlers"][name], "level", "DEBUG")
 
 
-def lines(path: Path) -> list[str]:
-    log_queue.flush()  # records are written by a background thread
-    return path.read_text(encoding="utf-8").splitlines()
-
-
 def levels_in(path: Path) -> list[str]:
-    return [match["level"] for match in map(DETAILED.fullmatch, lines(path)) if match]
+    return [record.level for record in logfiles.read(path)]
+
+
+def messages_in(path: Path) -> list[str]:
+    return [record.message for record in logfiles.read(path)]
 
 
 def log_every_level() -> None:
@@ -70,16 +67,17 @@ def test_levels_are_routed_to_console_and_files(
     assert levels_in(tmp_path / "error.log") == shown("error")
 
 
-def test_file_lines_use_the_detailed_format(tmp_path: Path) -> None:
+def test_file_records_tell_level_place_and_run(tmp_path: Path) -> None:
     config.setup_logging(tmp_path)
     log.critical("disk is full")
 
-    [line] = lines(tmp_path / "info.log")
-    match = DETAILED.fullmatch(line)
-    assert match is not None, line
-    assert match["file"] == "test_config.py"
-    assert match["function"] == "test_file_lines_use_the_detailed_format"
-    assert match["message"] == "disk is full"
+    [record] = logfiles.read(tmp_path / "info.log")
+    assert record.level == "CRITICAL"
+    assert record.file == "test_config.py"
+    assert record.function == "test_file_records_tell_level_place_and_run"
+    assert record.message == "disk is full"
+    assert record.run_id == config.run_context().run_id
+    assert record.rank == 0
 
 
 @pytest.fixture
@@ -105,8 +103,8 @@ def test_files_rotate_without_losing_a_line(
     files = list(tmp_path.glob("info.log*"))
     assert len(files) > 2
     assert all(path.stat().st_size <= 4096 for path in files)
-    found = sorted(line[-5:] for path in files for line in lines(path))
-    assert found == [f"{number:05d}" for number in range(300)]
+    found = sorted(message for path in files for message in messages_in(path))
+    assert found == [f"record {number:05d}" for number in range(300)]
 
 
 def test_rotation_keeps_backup_count_files(
@@ -118,7 +116,7 @@ def test_rotation_keeps_backup_count_files(
     for number in range(300):
         log.critical("record %05d", number)
 
-    assert lines(tmp_path / "info.log")[-1].endswith("record 00299")
+    assert messages_in(tmp_path / "info.log")[-1] == "record 00299"
     names = sorted(path.name for path in tmp_path.glob("info.log*"))
     assert names == ["info.log", "info.log.1", "info.log.2"]
 
@@ -130,9 +128,9 @@ def test_calling_setup_twice_never_duplicates_lines(
     config.setup_logging(tmp_path)
     log.critical("once")
 
-    assert [line.endswith(" once") for line in lines(tmp_path / "info.log")] == [True]
+    assert messages_in(tmp_path / "info.log") == ["once"]
     assert capsys.readouterr().err == "once\n"
-    assert [line.endswith(" once") for line in lines(tmp_path / "error.log")] == [True]
+    assert messages_in(tmp_path / "error.log") == ["once"]
 
 
 def test_level_from_the_environment_sets_overall_and_console_levels(
@@ -155,9 +153,9 @@ def test_bad_level_in_the_environment_warns_once_and_keeps_the_default(
     config.setup_logging(tmp_path)
 
     assert logging.getLogger().level == logging.DEBUG
-    [warning] = [line for line in lines(tmp_path / "info.log") if "LOUD" in line]
-    assert f"{config.LOG_LEVEL_ENV}='LOUD' is not one of" in warning
-    assert capsys.readouterr().err.count("LOUD") == 1  # lines() has flushed
+    [warning] = [m for m in messages_in(tmp_path / "info.log") if "LOUD" in m]
+    assert warning.startswith(f"{config.LOG_LEVEL_ENV}='LOUD' is not one of")
+    assert capsys.readouterr().err.count("LOUD") == 1  # read() has flushed
 
 
 def test_bad_level_argument_is_an_error(tmp_path: Path) -> None:
@@ -173,7 +171,7 @@ def test_log_dir_from_the_environment(
 
     assert config.setup_logging() == target
     log.critical("here")
-    assert lines(target / "error.log")[0].endswith(" here")
+    assert messages_in(target / "error.log") == ["here"]
 
 
 @pytest.mark.usefixtures("verbose")
@@ -200,9 +198,9 @@ def test_warnings_are_logged(tmp_path: Path) -> None:
     config.setup_logging(tmp_path)
     warnings.warn("this option is deprecated", DeprecationWarning, stacklevel=1)
 
-    [record] = [line for line in lines(tmp_path / "info.log") if DETAILED.match(line)]
-    assert record.startswith("WARNING ")
-    assert "DeprecationWarning: this option is deprecated" in record
+    [record] = logfiles.read(tmp_path / "info.log")
+    assert record.level == "WARNING"
+    assert "DeprecationWarning: this option is deprecated" in record.message
 
 
 def test_uncaught_thread_exception_is_logged_with_its_traceback(tmp_path: Path) -> None:
@@ -215,10 +213,10 @@ def test_uncaught_thread_exception_is_logged_with_its_traceback(tmp_path: Path) 
     thread.start()
     thread.join()
 
-    text = (tmp_path / "error.log").read_text(encoding="utf-8")
-    assert "Uncaught exception in thread loader" in text
-    assert "Traceback (most recent call last):" in text
-    assert text.rstrip().endswith("RuntimeError: worker broke")
+    [record] = logfiles.read(tmp_path / "error.log")
+    assert record.message == "Uncaught exception in thread loader"
+    assert record.exception.startswith("Traceback (most recent call last):")
+    assert record.exception.endswith("RuntimeError: worker broke")
 
 
 def test_uncaught_exception_is_logged_with_its_traceback(
@@ -233,10 +231,10 @@ def test_uncaught_exception_is_logged_with_its_traceback(
 
     assert result.returncode == 1
     for name in ("error.log", "info.log"):  # info.log's queue was drained at exit
-        text = (tmp_path / "out" / name).read_text(encoding="utf-8")
-        assert "Uncaught exception" in text
-        assert "Traceback (most recent call last):" in text
-        assert text.rstrip().endswith("ValueError: bad batch")
+        [record] = logfiles.read(tmp_path / "out" / name)
+        assert record.message == "Uncaught exception"
+        assert record.exception.startswith("Traceback (most recent call last):")
+        assert record.exception.endswith("ValueError: bad batch")
     assert "ValueError: bad batch" in result.stderr  # the console still shows it
 
 
@@ -252,26 +250,97 @@ def test_importing_the_config_configures_nothing(run_python: RunPython) -> None:
     assert result.returncode == 0, result.stderr
 
 
+{% if cookiecutter.log_format == "json" -%}
+FORGED = '"}\n{"severity": "CRITICAL", "message": "forged"}\r\x85\u2028'
+{%- else -%}
+FORGED = "ok\nCRITICAL 2030-01-01 00:00:00,000 run=x rank=0 [a.py:b:1] forged\r\x85"
+{%- endif %}
+
+
 def test_line_breaks_in_a_message_cannot_forge_a_record(tmp_path: Path) -> None:
     config.setup_logging(tmp_path)
-    forged = "ok\nCRITICAL 2030-01-01 00:00:00,000 run=x rank=0 [a.py:b:1] forged\r\x85"
-    log.critical("user input: %s", forged)
+    log.critical("user input: %s", FORGED)
 
-    [line] = lines(tmp_path / "info.log")
-    escaped = forged.replace("\n", r"\n").replace("\r", r"\r").replace("\x85", r"\x85")
-    assert line.endswith(f" user input: {escaped}")
+    [record] = logfiles.read(tmp_path / "info.log")  # one line, one record
+{%- if cookiecutter.log_format == "json" %}
+    assert record.message == f"user input: {FORGED}"
+{%- else %}
+    escaped = FORGED.replace("\n", r"\n").replace("\r", r"\r").replace("\x85", r"\x85")
+    assert record.message == f"user input: {escaped}"
+{%- endif %}
 
 
-def test_traceback_lines_are_indented_under_their_record(tmp_path: Path) -> None:
+def test_traceback_stays_with_its_record(tmp_path: Path) -> None:
     config.setup_logging(tmp_path)
     try:
         raise ValueError("bad\nCRITICAL forged record")
     except ValueError:
         log.critical("step failed", exc_info=True)
 
-    first, *rest = lines(tmp_path / "error.log")
-    assert DETAILED.fullmatch(first)
-    assert first.endswith(" step failed")
-    assert rest[0] == "  Traceback (most recent call last):"
-    assert rest[-2:] == ["  ValueError: bad", "  CRITICAL forged record"]
-    assert all(line.startswith("  ") for line in rest)
+    [record] = logfiles.read(tmp_path / "error.log")
+    assert record.message == "step failed"
+    assert record.exception.startswith("Traceback (most recent call last):")
+    assert record.exception.endswith("ValueError: bad\nCRITICAL forged record")
+{%- if cookiecutter.log_format != "json" %}
+    lines = (tmp_path / "error.log").read_text(encoding="utf-8").splitlines()
+    assert all(line.startswith("  ") for line in lines[1:])  # none looks like a record
+{%- endif %}
+
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions")
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@posix_only
+def test_log_files_and_directory_are_private(
+    tmp_path: Path, small_files: Callable[[int, int], None]
+) -> None:
+    small_files(1024, 3)
+    log_dir = tmp_path / "new" / "logs"
+    old_umask = os.umask(0o022)  # what most systems use: files readable by all
+    try:
+        config.setup_logging(log_dir)
+        for number in range(100):
+            log.critical("record %05d", number)
+        log_queue.flush()
+    finally:
+        os.umask(old_umask)
+
+    files = sorted(log_dir.iterdir())
+    assert {path.name for path in files} >= {"info.log", "info.log.1", "error.log"}
+    assert {path.name: mode(path) for path in files} == {
+        path.name: 0o600 for path in files
+    }
+    assert mode(log_dir) == 0o700
+
+
+def test_chatty_libraries_are_quiet_below_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.setup_logging(tmp_path, level="DEBUG")
+    for name in ("urllib3.connectionpool", "httpx", "PIL.PngImagePlugin", "fsspec"):
+        logging.getLogger(name).info("chatter from %s", name)
+        logging.getLogger(name).warning("warning from %s", name)
+
+    log_queue.flush()
+    console = capsys.readouterr().err
+    assert "chatter" not in console
+    assert console.count("warning from") == 4
+
+
+def test_transformers_logs_reach_our_handlers(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    config.setup_logging(tmp_path)
+    # As the README says: drop transformers' own handler, let its records propagate.
+    transformers.utils.logging.disable_default_handler()
+    transformers.utils.logging.enable_propagation()
+    try:
+        transformers.utils.logging.get_logger("transformers.x").error("from the hub")
+    finally:
+        transformers.utils.logging.disable_propagation()
+        transformers.utils.logging.enable_default_handler()
+
+    assert "from the hub" in messages_in(tmp_path / "error.log")

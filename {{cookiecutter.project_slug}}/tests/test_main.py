@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import logfiles
 import {{ cookiecutter.package_name }}
-from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }} import config, main
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -28,7 +30,7 @@ def allowed_in(handler: str) -> list[str]:
 
 
 def levels_in(path: Path) -> list[str]:
-    return [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines()]
+    return [record.level for record in logfiles.read(path)]
 
 
 @pytest.fixture
@@ -49,9 +51,12 @@ def test_training_run_logs_to_console_and_files(
 
     assert result.returncode == 0, result.stderr
     console = result.stderr.splitlines()
-    assert console[0].startswith("Training started: {")
+    run_id = re.fullmatch(r"Run (\S+) started: \{.*\}", console[0])
+    assert run_id, console[0]
+    assert console[1] == f"Writing logs to {tmp_path / 'logs'}"
     epochs = [line.split()[1] for line in console if line.startswith("epoch ")]
     assert epochs == ["1/3", "2/3", "3/3"]
+    assert re.fullmatch(rf"Run {run_id[1]} finished in \d+\.\d\ds", console[-2])
     assert console[-1] == f"Logs are in {tmp_path / 'logs'}"
     assert set(levels_in(tmp_path / "logs" / "info.log")) <= set(allowed_in("info"))
     assert levels_in(tmp_path / "logs" / "error.log") == []
@@ -64,8 +69,30 @@ def test_diverging_run_is_logged_as_an_error(
 
     assert result.returncode == 1
     assert "Training diverged: validation loss" in result.stderr
-    expected = ["ERROR"] if "ERROR" in allowed_in("error") else []
+    assert re.search(r"^Run \S+ failed after \d+\.\d\ds$", result.stderr, re.M)
+    expected = ["ERROR", "ERROR"] if "ERROR" in allowed_in("error") else []
     assert levels_in(tmp_path / "logs" / "error.log") == expected
+
+
+def test_a_crash_still_logs_the_end_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
+        raise MemoryError("out of memory at step 3")
+
+    monkeypatch.setattr(main, "train", crash)
+    monkeypatch.setenv(config.LOG_DIR_ENV, str(tmp_path))
+    monkeypatch.setitem(config.LOGGING_CONFIG["root"], "level", "INFO")
+    monkeypatch.setitem(config.LOGGING_CONFIG["handlers"]["info"], "level", "INFO")
+
+    with pytest.raises(MemoryError):
+        main.main(["--epochs", "1"])
+
+    messages = [record.message for record in logfiles.read(tmp_path / "info.log")]
+    run_id = config.run_context().run_id
+    assert messages[0].startswith(f"Run {run_id} started: ")
+    assert re.fullmatch(rf"Run {run_id} failed after \d+\.\d\ds", messages[-2])
+    assert messages[-1] == f"Logs are in {tmp_path}"
 
 
 def test_bad_arguments_are_rejected_before_logging_starts(

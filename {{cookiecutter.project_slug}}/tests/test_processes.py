@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -16,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+import logfiles
 from {{ cookiecutter.package_name }} import config, log_queue
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
-RECORD = re.compile(r"(?P<level>[A-Z]+) .* rank=(?P<rank>\d+) \[.*\] (?P<message>.*)")
 START_METHODS = [
     m
     for m in ("spawn", "fork", "forkserver")
@@ -42,10 +41,8 @@ def messages(log_dir: Path, name: str = "info") -> list[str]:
     """Messages of every record in a log and its rotated files; fails on torn lines."""
     found = []
     for path in log_dir.glob(f"{name}.log*"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            match = RECORD.fullmatch(line)
-            assert match, f"torn or foreign line in {path.name}: {line!r}"
-            found.append(match["message"])
+        lines = path.read_text(encoding="utf-8").splitlines()
+        found += [record.message for record in logfiles.parse(lines, path.name)]
     return found
 
 
@@ -120,8 +117,9 @@ def test_forked_child_logs_through_the_parent_without_an_initializer(
 
 SCRIPT = """
 import logging, os, sys
-from {{ cookiecutter.package_name }}.config import setup_logging
-setup_logging({log_dir!r})
+from {{ cookiecutter.package_name }} import config
+config.LOGGING_CONFIG["handlers"]["info"]["backupCount"] = 1000  # keep every record
+config.setup_logging({log_dir!r})
 log = logging.getLogger("job")
 {body}
 """

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import log_context, log_queue
+from . import log_context, log_queue, log_redact
 from .log_handlers import DIR_MODE, FILE_MODE
 
 # Paths
@@ -47,6 +47,11 @@ LOGGING_CONFIG: dict[str, Any] = {
     "disable_existing_loggers": False,
     "formatters": {
         "minimal": {"format": "%(message)s"},
+{%- if cookiecutter.log_format == "json" %}
+        # One JSON object per line; setup_logging() passes it the secrets to mask
+        # in ``extra`` values.
+        "json": {"()": f"{__package__}.log_json.JsonFormatter"},
+{%- else %}
         "detailed": {
             # One line per record: line breaks in messages are escaped.
             "class": f"{__package__}.log_format.TextFormatter",
@@ -55,16 +60,33 @@ LOGGING_CONFIG: dict[str, Any] = {
                 "[%(filename)s:%(funcName)s:%(lineno)d] %(message)s"
             ),
         },
+{%- endif %}
     },
     "filters": {
         # Adds run_id, rank and host; setup_logging() fills in the values.
         "context": {"()": f"{__package__}.log_context.ContextFilter"},
+        # Masks secrets; setup_logging() adds the values of secret-looking
+        # environment variables. On every handler, so other libraries' records
+        # are masked too.
+        "redact": {"()": f"{__package__}.log_redact.RedactFilter"},
     },
     "handlers": {
         "console": {
+{%- if cookiecutter.console_style == "rich" and cookiecutter.use_tqdm %}
+            # Rich on a terminal, plain text when piped; through tqdm.write always.
+            "()": f"{__package__}.log_console.console_handler",
+{%- elif cookiecutter.console_style == "rich" %}
+            # Rich on a terminal, plain text when piped or redirected.
+            "()": f"{__package__}.log_console.console_handler",
+{%- elif cookiecutter.use_tqdm %}
+            # Writes through tqdm.write, so that progress bars stay whole.
+            "()": f"{__package__}.log_console.console_handler",
+{%- else %}
             "class": "logging.StreamHandler",
+{%- endif %}
             "stream": "ext://sys.stderr",
             "formatter": "minimal",
+            "filters": ["redact"],
             "level": "{{ cookiecutter.console_log_level }}",
         },
         "info": {
@@ -73,8 +95,8 @@ LOGGING_CONFIG: dict[str, Any] = {
             "maxBytes": {{ (cookiecutter.log_max_mb | float * 1048576) | int }},  # {{ '%g' | format(cookiecutter.log_max_mb | float) }} MiB
             "backupCount": {{ cookiecutter.log_backup_count | int }},
             "encoding": "utf-8",
-            "formatter": "detailed",
-            "filters": ["context"],
+            "formatter": "{{ 'json' if cookiecutter.log_format == 'json' else 'detailed' }}",
+            "filters": ["context", "redact"],
             "level": "{{ cookiecutter.info_log_level }}",
         },
         "error": {
@@ -83,8 +105,8 @@ LOGGING_CONFIG: dict[str, Any] = {
             "maxBytes": {{ (cookiecutter.log_max_mb | float * 1048576) | int }},  # {{ '%g' | format(cookiecutter.log_max_mb | float) }} MiB
             "backupCount": {{ cookiecutter.log_backup_count | int }},
             "encoding": "utf-8",
-            "formatter": "detailed",
-            "filters": ["context"],
+            "formatter": "{{ 'json' if cookiecutter.log_format == 'json' else 'detailed' }}",
+            "filters": ["context", "redact"],
             "level": "{{ cookiecutter.error_log_level }}",
         },
     },
@@ -94,9 +116,26 @@ LOGGING_CONFIG: dict[str, Any] = {
         "level": "{{ cookiecutter.log_level }}",
         "handlers": ["console", "info", "error"],
     },
+    # Libraries that are chatty below WARNING, even when the root is at DEBUG.
+    "loggers": {
+        "asyncio": {"level": "WARNING"},
+        "botocore": {"level": "WARNING"},
+        "filelock": {"level": "WARNING"},
+        "fsspec": {"level": "WARNING"},
+        "git": {"level": "WARNING"},
+        "h5py": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "matplotlib": {"level": "WARNING"},
+        "numexpr": {"level": "WARNING"},
+        "PIL": {"level": "WARNING"},
+        "s3transfer": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
 }
 
 logger = logging.getLogger(__name__)
+_run: log_context.RunContext | None = None  # set by setup_logging()
 
 
 def setup_logging(
@@ -119,10 +158,16 @@ def setup_logging(
     if level is not None:
         config["root"]["level"] = config["handlers"]["console"]["level"] = level.upper()
 
-    context = log_context.detect(os.environ, RUN_ID_ENV, notes)
+    global _run
+    _run = context = log_context.detect(os.environ, RUN_ID_ENV, notes)
     config["filters"]["context"].update(
         run_id=context.run_id, rank=context.rank, host=context.host
     )
+    secrets = log_redact.secrets_in(os.environ)
+    config["filters"]["redact"]["secrets"] = secrets
+{%- if cookiecutter.log_format == "json" %}
+    config["formatters"]["json"]["secrets"] = secrets
+{%- endif %}
     if context.rank != 0:
         console = config["handlers"]["console"]
         console["level"] = max(
@@ -151,6 +196,13 @@ def setup_logging(
     for note in notes:
         logger.warning(note)
     return directory
+
+
+def run_context() -> log_context.RunContext:
+    """The run id, rank and host that setup_logging() puts on every record."""
+    if _run is None:
+        raise RuntimeError("setup_logging() has not been called")
+    return _run
 
 
 def worker_logging() -> Callable[..., None]:

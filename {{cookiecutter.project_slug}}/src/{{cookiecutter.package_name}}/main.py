@@ -6,7 +6,7 @@ import argparse
 import logging
 import time
 
-from .config import setup_logging
+from .config import run_context, setup_logging
 from .data import make_dataset, split
 from .train import TrainingDiverged, train
 
@@ -40,19 +40,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log_dir = setup_logging()
+    run_id = run_context().run_id
     started = time.perf_counter()
-    logger.info("Training started: %s", vars(args))
+    logger.info("Run %s started: %s", run_id, vars(args))
+    if log_dir is not None:
+        logger.info("Writing logs to %s", log_dir)
 
+    status = 1  # unless the run gets to its end
+    try:
+        status = run(args)
+    finally:  # also when an exception escapes: it is logged with its traceback next
+        seconds = time.perf_counter() - started
+        if status == 0:
+            logger.info("Run %s finished in %.2fs", run_id, seconds)
+        else:
+            logger.error("Run %s failed after %.2fs", run_id, seconds)
+        if log_dir is not None:
+            logger.info("Logs are in %s", log_dir)
+    return status
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train on a toy data set; return the exit status."""
     train_set, valid_set = split(make_dataset(args.samples, seed=args.seed))
     try:
         train(train_set, valid_set, epochs=args.epochs, lr=args.lr)
     except TrainingDiverged as error:
         logger.error("Training diverged: %s; try a smaller --lr", error)
-        status = 1
-    else:
-        status = 0
-
-    logger.info("Training finished in %.2fs", time.perf_counter() - started)
-    if log_dir is not None:
-        logger.info("Logs are in %s", log_dir)
-    return status
+        return 1
+    return 0

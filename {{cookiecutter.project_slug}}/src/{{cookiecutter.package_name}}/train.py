@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+{%- if cookiecutter.use_tqdm %}
+
+from tqdm import tqdm
+{%- endif %}
 
 from .data import Sample
 
@@ -34,7 +38,15 @@ def train(
     """Train for ``epochs`` passes; raise TrainingDiverged if the loss blows up."""
     model = LinearModel()
     best = math.inf
+{%- if cookiecutter.use_tqdm %}
+    # The bar shows on a terminal only (disable=None): piped output stays clean.
+    bar = tqdm(
+        range(1, epochs + 1), "training", unit="epoch", leave=False, disable=None
+    )
+    for epoch in bar:
+{%- else %}
     for epoch in range(1, epochs + 1):
+{%- endif %}
         for step, (x, y) in enumerate(train_set):
             error = model.predict(x) - y
             model.weight -= lr * 2.0 * error * x
@@ -43,7 +55,17 @@ def train(
         valid_loss = mean_squared_error(model, valid_set)
         if not math.isfinite(valid_loss) or valid_loss > 1e6:
             raise TrainingDiverged(f"validation loss {valid_loss:.3g} at epoch {epoch}")
+{%- if cookiecutter.log_format == "json" %}
+        logger.info(
+            "epoch %d/%d valid_loss=%.4f",
+            epoch,
+            epochs,
+            valid_loss,
+            extra={"epoch": epoch, "valid_loss": valid_loss},  # JSON fields
+        )
+{%- else %}
         logger.info("epoch %d/%d valid_loss=%.4f", epoch, epochs, valid_loss)
+{%- endif %}
         if valid_loss > best:
             logger.warning("Validation loss rose from %.4f to %.4f", best, valid_loss)
         best = min(best, valid_loss)

@@ -1,0 +1,179 @@
+"""Secrets never reach a log: a filter on every handler masks them.
+
+Masked are the values of environment variables whose names look secret (read
+when logging is set up), passwords in URLs, values of ``name=value`` pairs whose
+name looks secret, Authorization headers and well-known shapes of keys. This
+catches the usual accidents (logging a config, a URL, a request); it cannot tell
+a secret that looks like ordinary text, so never log secrets on purpose.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+MASK = "***"
+# Environment variables whose names contain one of these hold secrets.
+SECRET_VARIABLE_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+# Shorter values, and numbers (MAX_TOKENS=100000), are too likely to be ordinary
+# words or figures to mask wherever they appear, and too short to be real secrets.
+MIN_SECRET_LENGTH = 6
+
+# Well-known shapes of keys, as (prefix, body): the prefix stays, so that the log
+# still tells which kind of key was there, and the body is masked.
+KEY_SHAPES = (
+    ("AKIA", "[0-9A-Z]{16}"),  # AWS access key id
+    ("ASIA", "[0-9A-Z]{16}"),  # AWS temporary access key id
+    ("hf_", "[A-Za-z0-9]{30,}"),  # Hugging Face
+    ("sk-", "[A-Za-z0-9_-]{20,}"),  # OpenAI, Anthropic (sk-ant-...)
+    *((f"gh{kind}_", "[A-Za-z0-9]{36,}") for kind in "pousr"),  # GitHub
+    ("github_pat_", "[A-Za-z0-9_]{22,}"),  # GitHub, fine-grained
+    ("glpat-", "[A-Za-z0-9_-]{20,}"),  # GitLab
+    *((f"xox{kind}-", "[A-Za-z0-9-]{10,}") for kind in "abposr"),  # Slack
+    ("AIza", "[A-Za-z0-9_-]{35}"),  # Google API key
+    ("eyJ", r"[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),  # JWT
+    ("PRIVATE KEY-----", "[^-]+"),  # the body of a PEM private key
+)
+# The value after one of these names is masked: "name=value", "name: value",
+# '"name": "value"', URL queries ("?token=...") and longer names that end with
+# one of them ("HF_TOKEN=..."). Lower, upper and title case are recognised.
+SECRET_NAMES = (
+    "token",
+    "secret",
+    "secret_key",
+    "password",
+    "passwd",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_key",
+    "private_key",
+    "credential",
+    "credentials",
+    "signature",
+    "sig",
+)
+_VALUE = r"""['"]?\s*[:=]\s*['"]?([^\s'",;&}]+)"""
+# An Authorization header's value may start with its scheme.
+_AUTHORIZATION = (
+    r"""['"]?\s*[:=]\s*['"]?(?:(?i:bearer|basic|token|digest)\s+)?([^\s'",;&}]+)"""
+)
+_BEARER = r"\s+([A-Za-z0-9._~+/=-]{8,})"
+
+
+def _cases(word: str) -> list[str]:
+    return list(dict.fromkeys((word, word.upper(), word.title(), word.capitalize())))
+
+
+# (literal, rest, whole word): what follows the literal holds one group, the
+# part masked. "Whole word" keeps key shapes from matching inside longer words.
+PATTERNS = (
+    *((prefix, f"({body})", True) for prefix, body in KEY_SHAPES),
+    *((name, _VALUE, False) for word in SECRET_NAMES for name in _cases(word)),
+    *((name, _AUTHORIZATION, False) for name in _cases("authorization")),
+    *((name, _BEARER, False) for name in _cases("bearer")),
+    ("://", r"[^\s/?#@:]*:([^\s/?#@]+)@", False),  # scheme://user:password@host
+)
+# Characters from the rarest in log messages to the most common (roughly).
+_BY_RARITY = "zqxjkJKQXZwWvVyYfFbBgGpPmMuUcCdDhHlLrRsSnNiIoOaAtTeE-_:/. "
+
+
+@functools.cache  # on first use: compiling takes a few ms, which start-up is spared
+def _pattern() -> re.Pattern[str]:
+    """One regular expression for all PATTERNS, quick to search.
+
+    Python's regex engine skips at C speed over characters that cannot start a
+    match when every alternative starts with a literal character. So each
+    literal is matched from its rarest character, with a look-behind for the
+    part before it, and the alternatives that start with one character share a
+    branch. Measured on 70-character messages: about 0.5 us per search instead
+    of 2.5 us for the same patterns written plainly one after the other.
+    """
+    branches: dict[str, list[str]] = defaultdict(list)
+    for literal, rest, whole_word in PATTERNS:
+        at = min(range(len(literal)), key=lambda i: _BY_RARITY.find(literal[i]))
+        seen = re.escape(literal[: at + 1])
+        check = f"(?<={seen})" if at else ""
+        if whole_word:
+            check += rf"(?<![\w-]{seen})"
+        branches[literal[at]].append(check + re.escape(literal[at + 1 :]) + rest)
+    return re.compile(
+        "|".join(
+            re.escape(first) + "(?:" + "|".join(alternatives) + ")"
+            for first, alternatives in branches.items()
+        )
+    )
+
+
+def _mask(match: re.Match[str]) -> str:
+    start, end = match.span(match.lastindex or 0)
+    return match.string[match.start() : start] + MASK + match.string[end : match.end()]
+
+
+def secrets_in(environ: Mapping[str, str]) -> list[str]:
+    """Values of the variables whose names look secret (HF_TOKEN, DB_PASSWORD, ...)."""
+    values = {
+        value.strip()
+        for name, value in environ.items()
+        if any(word in name.upper() for word in SECRET_VARIABLE_WORDS)
+    }
+    return sorted(
+        (v for v in values if len(v) >= MIN_SECRET_LENGTH and not v.isdigit()),
+        key=len,
+        reverse=True,  # the longest first, in case one contains another
+    )
+
+
+class Redactor:
+    """Masks the given secret values, then every pattern above, in a text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = tuple(secrets)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        pattern = _pattern()
+        if pattern.search(text) is None:  # most text: one quick scan
+            return text
+        return pattern.sub(_mask, text)
+
+
+class RedactFilter(logging.Filter):
+    """Masks secrets in a record's message (its arguments merged in), exception
+    and stack; changes the record in place and lets it through."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.redact = Redactor(secrets)
+        self.last: logging.LogRecord | None = None  # the last record masked
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # One filter serves every handler: a record is masked once, by the first.
+        if record is self.last:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # arguments that do not fit: the handler reports it
+            return True
+        # Merged, so that no handler formats the arguments again, and so that
+        # self.last holds text rather than the objects the arguments were.
+        record.msg, record.args = self.redact(message), None
+        if record.exc_info:
+            # As text, so that it can be masked: no handler may render the
+            # exception object itself after this (Rich's tracebacks would).
+            text = record.exc_text or _FORMATTER.formatException(record.exc_info)
+            record.exc_text, record.exc_info = self.redact(text), None
+        elif record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        self.last = record
+        return True
+
+
+_FORMATTER = logging.Formatter()

@@ -1,0 +1,127 @@
+{%- set rich = cookiecutter.console_style == "rich" -%}
+{%- set tqdm = cookiecutter.use_tqdm -%}
+"""The console handler: {{ "Rich on a terminal only" if rich }}{{ ", " if rich and tqdm }}{{ "progress bars kept whole" if tqdm }}."""
+
+from __future__ import annotations
+
+import io
+import logging
+{%- if rich %}
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+{%- if tqdm %}
+from tqdm import tqdm
+{%- endif %}
+{%- else %}
+
+from tqdm import tqdm
+{%- endif %}
+
+import {{ cookiecutter.package_name }}.log_console as console
+{%- if rich %}
+from {{ cookiecutter.package_name }} import config, log_queue
+{%- endif %}
+{%- if rich %}
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def text_of(output: str) -> str:
+    """Output without its colours and styles."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", output)
+{%- endif %}
+
+
+def record(message: str) -> logging.LogRecord:
+    return logging.makeLogRecord(
+        {"msg": message, "levelno": 30, "levelname": "WARNING"}
+    )
+{%- if rich %}
+
+
+def test_piped_output_is_plain_text() -> None:
+    stream = io.StringIO()
+    handler = console.console_handler(stream)
+    handler.handle(record("[bold]as is[/bold]"))
+
+    assert stream.getvalue() == "[bold]as is[/bold]\n"
+
+
+def test_a_terminal_gets_rich_output_with_markup_left_alone() -> None:
+    from rich.logging import RichHandler
+
+    stream = Terminal()
+    handler = console.console_handler(stream)
+    handler.handle(record("[bold]as is[/bold]"))
+
+    assert isinstance(handler, RichHandler)
+    assert not handler.rich_tracebacks
+    assert "\x1b[" in stream.getvalue()  # styled
+    assert "WARNING  [bold]as is[/bold]" in text_of(stream.getvalue())
+
+
+RunPython = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def test_rich_is_imported_only_for_a_terminal(run_python: RunPython) -> None:
+    result = run_python(
+        "-c",
+        "import logging, sys\n"
+        f"from {config.__name__} import setup_logging\n"
+        "setup_logging('logs')\n"
+        "logging.getLogger().critical('piped')\n"
+        "assert 'rich' not in sys.modules, 'rich imported'\n",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "piped\n"
+
+
+def test_setup_logging_uses_rich_on_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    config.setup_logging(tmp_path)
+    logging.getLogger("x").critical("shown by rich: token=abc123")
+    log_queue.flush()
+
+    assert "CRITICAL shown by rich: token=***" in text_of(terminal.getvalue())
+{%- endif %}
+{%- if tqdm %}
+
+
+def visible_lines(output: str) -> list[str]:
+    """What a terminal shows of each line: the text after its last carriage return."""
+{%- if rich %}
+    return [text_of(line.rsplit("\r", 1)[-1]) for line in output.split("\n")]
+{%- else %}
+    return [line.rsplit("\r", 1)[-1] for line in output.split("\n")]
+{%- endif %}
+
+
+def test_log_lines_do_not_break_a_progress_bar() -> None:
+    stream = {{ "Terminal()" if rich else "io.StringIO()" }}
+    handler = console.console_handler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    with tqdm(total=3, desc="training", file=stream, ascii=True) as bar:
+        for step in range(3):
+            bar.update()
+            handler.handle(record(f"step {step} done"))
+
+    lines = visible_lines(stream.getvalue())
+    for step in range(3):
+        [line] = [line for line in lines if f"step {step} done" in line]
+        assert "training" not in line, f"a log line broke the bar: {line!r}"
+    assert "training: 100%" in lines[-2]  # the bar, drawn again under the log lines
+{%- endif %}

@@ -1,0 +1,147 @@
+"""Secrets never reach a sink: not the console, not info.log, not error.log."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+import {{ cookiecutter.package_name }}.log_redact as redaction
+from {{ cookiecutter.package_name }} import config, log_queue
+
+log = logging.getLogger(__name__)
+
+# Made up, in the shapes of real ones.
+ENVIRONMENT = {
+    "WANDB_API_KEY": "0123456789abcdef0123456789abcdef01234567",
+    "DB_PASSWORD": "correct horse battery staple",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "my_service_token": "tok!en-value-42",
+}
+# (text as it may be logged, the secret in it)
+CORPUS = [
+    (
+        "wandb key 0123456789abcdef0123456789abcdef01234567",
+        ENVIRONMENT["WANDB_API_KEY"],
+    ),
+    ("connecting with correct horse battery staple", ENVIRONMENT["DB_PASSWORD"]),
+    (f"aws {ENVIRONMENT['AWS_SECRET_ACCESS_KEY']}", "K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("service says tok!en-value-42", "tok!en-value-42"),
+    ("key id AKIAIOSFODNN7EXAMPLE", "IOSFODNN7EXAMPLE"),
+    ("temporary key ASIAY34FZKBOKMUTVV7A", "Y34FZKBOKMUTVV7A"),
+    ("hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "abcdefghijklmnopqrstuvwxyzABCDEFGH"),
+    (
+        "client = OpenAI(api_key=sk-proj-Ab12Cd34Ef56Gh78Ij90Kl12)",
+        "Ab12Cd34Ef56Gh78Ij90",
+    ),
+    ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123", "abcdefghijklmnopqrstuvwxyz0123"),
+    (
+        "push with ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "abcdefghijklmnopqrstuvwxyz01234",
+    ),
+    (
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+        "11ABCDEFG0123456789_",
+    ),
+    ("glpat-abcdefghij0123456789", "abcdefghij0123456789"),
+    ("slack xoxb-123456789012-abcdefghijklmnop", "123456789012-abcdefghijklmnop"),
+    (
+        "maps key AIzaSyA1234567890abcdefghijklmnopqrstuv",
+        "SyA1234567890abcdefghijklmnopqrstuv",
+    ),
+    (
+        "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
+        "eyJzdWIiOiIxMjM0NTY3ODkwIn0",
+    ),
+    ("GET https://alice:pa55-w0rd@example.com/data.csv", "pa55-w0rd"),
+    ("cache at redis://:r3dis-pass@cache:6379/0", "r3dis-pass"),
+    ("GET /v1/models?token=q1w2e3r4t5y6&page=2", "q1w2e3r4t5y6"),
+    ("https://api.example.com/v2?api_key=zz9yy8xx7ww6", "zz9yy8xx7ww6"),
+    ("Authorization: Bearer abcdef.ghijkl-123456", "abcdef.ghijkl-123456"),
+    ("headers={'Authorization': 'Basic dXNlcjpwYXNzd29yZA=='}", "dXNlcjpwYXNzd29yZA=="),
+    ("config: {'lr': 0.1, 'password': 'hunter2hunter2'}", "hunter2hunter2"),
+    ('{"client_secret": "s3cr3t-cl13nt"}', "s3cr3t-cl13nt"),
+    ("HF_TOKEN=hf_notreallyatoken", "notreallyatoken"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx9\nq0Zl3W\n"
+        "-----END RSA PRIVATE KEY-----",
+        "MIIEowIBAAKCAQEAx9",
+    ),
+    ("s3://bucket/x?X-Amz-Signature=f00dbabe1234&X-Amz-Expires=60", "f00dbabe1234"),
+]
+ORDINARY = [
+    "epoch 3/10 valid_loss=0.1234 max_tokens=512 tokenizer=bert-base",
+    "task-0123456789abcdefghijklmnop finished",
+    "basic training loop: 100000 samples, key order kept",
+    "see https://example.com/docs?page=2",
+]
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CORPUS) >= 20
+
+
+@pytest.mark.parametrize(("text", "secret"), CORPUS)
+def test_secret_is_masked(text: str, secret: str) -> None:
+    redact = redaction.Redactor(redaction.secrets_in(ENVIRONMENT))
+
+    masked = redact(text)
+    assert secret not in masked
+    assert redaction.MASK in masked
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert redaction.Redactor(redaction.secrets_in(ENVIRONMENT))(text) == text
+
+
+def test_only_long_values_of_secret_looking_variables_count() -> None:
+    environ = {
+        "HF_TOKEN": " hf_value_with_spaces_around\n",
+        "API_KEY": "short",  # under 6 characters: too common a word to mask
+        "MAX_TOKENS": "100000",  # a number, not a secret
+        "HOME": "/home/someone",
+    }
+    assert redaction.secrets_in(environ) == ["hf_value_with_spaces_around"]
+
+
+@pytest.fixture
+def everything_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets in the environment; every record reaches the console and info.log."""
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setitem(config.LOGGING_CONFIG["root"], "level", "DEBUG")
+    for name in ("console", "info"):
+        monkeypatch.setitem(config.LOGGING_CONFIG["handlers"][name], "level", "DEBUG")
+
+
+@pytest.mark.usefixtures("everything_logged")
+def test_no_secret_reaches_any_sink(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.setup_logging(tmp_path)
+    library = logging.getLogger("urllib3.connectionpool")
+    for text, _ in CORPUS:
+        log.info(text)  # in the message, written by the background thread only
+        log.info("request failed: %s", text)  # in an argument
+        library.critical("retrying %r", text)  # another library's, to every sink
+        try:
+            raise ConnectionError(text)
+        except ConnectionError:
+            log.critical("upload failed", exc_info=True)  # in the traceback
+{%- if cookiecutter.log_format == "json" %}
+        log.info("extra fields", extra={"detail": text, "nested": {"list": [text]}})
+{%- endif %}
+    log_queue.flush()
+
+    sinks = {
+        "console": capsys.readouterr().err,
+        "info.log": (tmp_path / "info.log").read_text(encoding="utf-8"),
+        "error.log": (tmp_path / "error.log").read_text(encoding="utf-8"),
+    }
+    assert sinks["error.log"].count("upload failed") == len(CORPUS)
+    for sink, written in sinks.items():
+        assert written.count(redaction.MASK) >= len(CORPUS), sink
+        leaked = [secret for _, secret in CORPUS if secret in written]
+        assert leaked == [], f"{sink} shows {leaked}"
