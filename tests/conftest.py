@@ -98,7 +98,7 @@ def find_python(version: str) -> str | None:
 
 
 def assert_passed(output: str) -> None:
-    """A generated project's tests all passed; only optional libraries may be missing."""
+    """A generated project's tests all passed; only optional libraries may skip."""
     lines = output.splitlines()
     assert re.fullmatch(r"\d+ passed(, \d+ skipped)? in .*", lines[-1]), lines[-1]
     skipped = [line for line in lines if line.startswith("SKIPPED")]

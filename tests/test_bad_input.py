@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 from conftest import TEMPLATE_DIR, run, tool
 
 BAD_ANSWERS = {

@@ -9,11 +9,11 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 from conftest import assert_passed, project_env, run, tool
 
