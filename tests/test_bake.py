@@ -212,7 +212,7 @@ def test_files_read_as_written_by_hand(baked: Baked) -> None:
         assert not re.search(r"[ \t]+$", text, re.MULTILINE), f"{name}: trailing blanks"
         if path.suffix == ".md":
             fences = [line for line in text.splitlines() if "```" in line]
-            assert all(re.fullmatch(r"```\w*", line) for line in fences), name
+            assert all(re.fullmatch(r" *```\w*", line) for line in fences), name
             assert not re.search(r"\n#+ .*\n[^\n]", text), f"{name}: heading glued on"
             assert not re.search(r"\n[^|\n][^\n]*\n\|", text), f"{name}: table glued on"
 
