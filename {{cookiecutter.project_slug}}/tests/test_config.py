@@ -344,3 +344,19 @@ def test_transformers_logs_reach_our_handlers(tmp_path: Path) -> None:
         transformers.utils.logging.enable_default_handler()
 
     assert "from the hub" in messages_in(tmp_path / "error.log")
+
+
+def test_extra_cannot_forge_the_run_context(tmp_path: Path) -> None:
+    config.setup_logging(tmp_path)
+    log.critical("hello", extra={"run_id": "forged", "rank": 99})
+
+    [record] = logfiles.read(tmp_path / "error.log")
+    assert (record.run_id, record.rank) == (config.run_context().run_id, 0)
+
+
+def test_a_lone_surrogate_is_written_not_dropped(tmp_path: Path) -> None:
+    config.setup_logging(tmp_path)
+    log.critical("undecodable %s", "\udcff")
+
+    [record] = logfiles.read(tmp_path / "error.log")
+    assert record.message in ("undecodable \\udcff", "undecodable \udcff")

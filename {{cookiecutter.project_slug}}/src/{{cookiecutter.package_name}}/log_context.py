@@ -71,13 +71,12 @@ def _host_name() -> str:
 
 
 class ContextFilter(logging.Filter):
-    """Adds ``run_id``, ``rank`` and ``host`` to records that lack them."""
+    """Sets run_id, rank and host on every record: ``extra`` cannot forge them."""
 
     def __init__(self, run_id: str, rank: int, host: str) -> None:
         super().__init__()
         self.context = {"run_id": run_id, "rank": rank, "host": host}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in self.context.items():
-            record.__dict__.setdefault(key, value)
+        record.__dict__.update(self.context)
         return True

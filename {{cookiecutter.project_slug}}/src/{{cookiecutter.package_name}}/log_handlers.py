@@ -31,7 +31,10 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
     ) -> None:
         self.flush_each_record = flush
         self.size = 0
-        super().__init__(filename, "a", maxBytes, backupCount, encoding)
+        # backslashreplace: a message with a lone surrogate is still written.
+        super().__init__(
+            filename, "a", maxBytes, backupCount, encoding, errors="backslashreplace"
+        )
 
     def _open(self) -> TextIOWrapper:
         fd = os.open(
