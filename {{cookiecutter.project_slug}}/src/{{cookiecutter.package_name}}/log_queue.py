@@ -230,7 +230,8 @@ def worker_initializer() -> Callable[..., None]:
 
 
 def _init_worker(pipe: ProcessQueue, levels: dict[str, int], *_: object) -> None:
-    _writer.__init__()  # type: ignore[misc]  # nothing of the parent's runs here
+    global _writer
+    _writer = _Writer()  # nothing of the parent's writer runs in this process
     root = logging.getLogger()
     for handler in root.handlers[:]:
         root.removeHandler(handler)  # not closed: inherited files are the parent's
