@@ -10,12 +10,14 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 
 def unused_files(answers: dict) -> list[Path]:
-    package = Path("src", answers["package_name"])
+    infra = Path("src", answers["package_name"], "logging_infra")
     unused = []
-    if answers["log_format"] != "json":
-        unused += [package / "log_json.py", Path("tests", "test_json.py")]
+    if answers["log_format"] == "json":
+        unused += [infra / "text_format.py"]
+    else:
+        unused += [infra / "json_format.py", Path("tests", "test_json.py")]
     if answers["console_style"] == "plain" and not answers["use_tqdm"]:
-        unused += [package / "log_console.py", Path("tests", "test_console.py")]
+        unused += [infra / "console.py", Path("tests", "test_console.py")]
     return unused
 
 

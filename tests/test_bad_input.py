@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -135,6 +136,9 @@ def test_replayed_answers_are_checked_too(tmp_path: Path) -> None:
     for key, value in answers.items():
         answers[key] = value[0] if isinstance(value, list) else value
     answers.update(project_slug="replayed", package_name="replayed", use_tqdm="maybe")
+    # A replay file holds rendered answers: the levels that default to log_level.
+    answers.update(console_log_level="INFO", info_log_level="INFO")
+    answers.update(error_log_level="ERROR")
     replay.write_text(json.dumps({"cookiecutter": answers}), encoding="utf-8")
     out = tmp_path / "out"
     result = run(
@@ -173,3 +177,19 @@ def test_free_text_renders_valid_python_and_toml(tmp_path: Path) -> None:
     ]
     for path in project.rglob("*.py"):
         ast.parse(path.read_text("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("overall", "expected"),
+    [("WARNING", ("WARNING", "WARNING", "ERROR")), ("CRITICAL", ("CRITICAL",) * 3)],
+)
+def test_handler_levels_follow_log_level_given_alone(
+    tmp_path: Path, overall: str, expected: tuple[str, str, str]
+) -> None:
+    status, output, out = bake_cli(tmp_path, f"log_level={overall}")
+
+    assert status == 0, output
+    [config] = out.glob("*/src/*/config.py")
+    # The console, info and error handlers come first in LOGGING_CONFIG, then root.
+    levels = re.findall(r'"level": "([A-Z]+)"', config.read_text("utf-8"))
+    assert tuple(levels[:4]) == (*expected, overall)

@@ -31,11 +31,10 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "log_backup_count": "3",
         "log_format": "json",
     },
+    # Only the overall level: the console and info.log follow it to WARNING.
     "quiet": {
         "project_name": "quiet_job",
         "log_level": "WARNING",
-        "console_log_level": "ERROR",
-        "info_log_level": "WARNING",
         "error_log_level": "CRITICAL",
         "log_max_mb": "100",
         "log_backup_count": "1",
@@ -155,6 +154,7 @@ def log_lines(path: Path) -> list[re.Match[str]]:
 
 def test_expected_files_exist(baked: Baked) -> None:
     package = baked.answers["package_name"]
+    infra = f"src/{package}/logging_infra"
     relative = {path.relative_to(baked.path).as_posix() for path in baked.files}
     assert relative >= {
         ".gitattributes",
@@ -166,11 +166,15 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"src/{package}/__init__.py",
         f"src/{package}/__main__.py",
         f"src/{package}/config.py",
-        f"src/{package}/log_context.py",
-        f"src/{package}/log_handlers.py",
-        f"src/{package}/log_queue.py",
-        f"src/{package}/log_redact.py",
+        f"src/{package}/data.py",
         f"src/{package}/main.py",
+        f"src/{package}/train.py",
+        f"{infra}/__init__.py",
+        f"{infra}/configure.py",
+        f"{infra}/context.py",
+        f"{infra}/files.py",
+        f"{infra}/redact.py",
+        f"{infra}/writer.py",
         f"src/{package}/py.typed",
         "tests/conftest.py",
         "tests/logfiles.py",
@@ -181,9 +185,10 @@ def test_expected_files_exist(baked: Baked) -> None:
     }
     # Modules and tests of options not chosen are not rendered.
     optional = {
-        f"src/{package}/log_json.py": "json" in baked.options,
+        f"{infra}/json_format.py": "json" in baked.options,
+        f"{infra}/text_format.py": "json" not in baked.options,
         "tests/test_json.py": "json" in baked.options,
-        f"src/{package}/log_console.py": bool({"rich", "tqdm"} & baked.options),
+        f"{infra}/console.py": bool({"rich", "tqdm"} & baked.options),
         "tests/test_console.py": bool({"rich", "tqdm"} & baked.options),
     }
     assert {name: name in relative for name in optional} == optional

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import log_queue
+from {{ cookiecutter.package_name }}.logging_infra import writer
 
 SRC_DIR = Path(__file__).resolve().parents[1] / "src"
 
@@ -24,7 +24,7 @@ def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     level = root.level
     yield
-    log_queue.stop()
+    writer.stop()
     signal.signal(signal.SIGTERM, sigterm)
     logging.captureWarnings(False)
     sys.excepthook, threading.excepthook = hooks

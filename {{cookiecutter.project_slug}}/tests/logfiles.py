@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from {{ cookiecutter.package_name }} import log_queue
+from {{ cookiecutter.package_name }} import config
 {%- if cookiecutter.log_format != "json" %}
 
 DETAILED = re.compile(
@@ -78,5 +78,5 @@ def parse(lines: list[str], name: str = "log") -> list[Record]:
 
 def read(path: Path) -> list[Record]:
     """The records in a log file, once the background writer has written them."""
-    log_queue.flush()
+    config.flush_logs()
     return parse(path.read_text(encoding="utf-8").splitlines(), path.name)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import logfiles
-from {{ cookiecutter.package_name }} import config, log_queue
+from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.logging_infra import configure
 
 log = logging.getLogger(__name__)
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
@@ -39,7 +40,7 @@ def messages_in(path: Path) -> list[str]:
 
 
 def log_every_level() -> None:
-    for level in config.LEVELS:
+    for level in configure.LEVELS:
         log.log(logging.getLevelName(level), "a %s record", level.lower())
 
 
@@ -49,7 +50,7 @@ def test_levels_are_routed_to_console_and_files(
     assert config.setup_logging(tmp_path) == tmp_path
     log_every_level()
 
-    order = list(config.LEVELS)
+    order = list(configure.LEVELS)
     expected = {
         "console": "{{ cookiecutter.console_log_level }}",
         "info": "{{ cookiecutter.info_log_level }}",
@@ -60,7 +61,7 @@ def test_levels_are_routed_to_console_and_files(
     def shown(handler: str) -> list[str]:
         return order[max(overall, order.index(expected[handler])) :]
 
-    log_queue.flush()
+    config.flush_logs()
     console = capsys.readouterr().err.splitlines()
     assert console == [f"a {level.lower()} record" for level in shown("console")]
     assert levels_in(tmp_path / "info.log") == shown("info")
@@ -98,7 +99,7 @@ def test_files_rotate_without_losing_a_line(
 
     for number in range(300):
         log.critical("record %05d", number)
-    log_queue.flush()
+    config.flush_logs()
 
     files = list(tmp_path.glob("info.log*"))
     assert len(files) > 2
@@ -140,7 +141,7 @@ def test_level_from_the_environment_sets_overall_and_console_levels(
     config.setup_logging(tmp_path)
     log.debug("details")
 
-    log_queue.flush()
+    config.flush_logs()
     assert logging.getLogger().level == logging.DEBUG
     assert capsys.readouterr().err == "details\n"
 
@@ -183,7 +184,7 @@ def test_unwritable_log_dir_falls_back_to_the_console(
 
     assert config.setup_logging(blocker / "logs") is None
     log.critical("still logged")
-    log_queue.flush()
+    config.flush_logs()
 
     console = capsys.readouterr().err.splitlines()
     assert len(console) == 2
@@ -305,7 +306,7 @@ def test_log_files_and_directory_are_private(
         config.setup_logging(log_dir)
         for number in range(100):
             log.critical("record %05d", number)
-        log_queue.flush()
+        config.flush_logs()
     finally:
         os.umask(old_umask)
 
@@ -325,7 +326,7 @@ def test_chatty_libraries_are_quiet_below_warning(
         logging.getLogger(name).info("chatter from %s", name)
         logging.getLogger(name).warning("warning from %s", name)
 
-    log_queue.flush()
+    config.flush_logs()
     console = capsys.readouterr().err
     assert "chatter" not in console
     assert console.count("warning from") == 4

@@ -22,9 +22,9 @@ from tqdm import tqdm
 from tqdm import tqdm
 {%- endif %}
 
-import {{ cookiecutter.package_name }}.log_console as console
+import {{ cookiecutter.package_name }}.logging_infra.console as console
 {%- if rich %}
-from {{ cookiecutter.package_name }} import config, log_queue
+from {{ cookiecutter.package_name }} import config
 {%- endif %}
 {%- if rich %}
 
@@ -94,7 +94,7 @@ def test_setup_logging_uses_rich_on_a_terminal(
     monkeypatch.setattr(sys, "stderr", terminal)
     config.setup_logging(tmp_path)
     logging.getLogger("x").critical("shown by rich: token=abc123")
-    log_queue.flush()
+    config.flush_logs()
 
     assert "CRITICAL shown by rich: token=***" in text_of(terminal.getvalue())
 {%- endif %}

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from {{ cookiecutter.package_name }} import config, log_queue
+from {{ cookiecutter.package_name }} import config
 
 log = logging.getLogger(__name__)
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def objects(path: Path) -> list[dict[str, Any]]:
-    log_queue.flush()
+    config.flush_logs()
     lines = path.read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines]
 
@@ -66,7 +66,7 @@ def test_a_record_has_the_documented_fields(tmp_path: Path) -> None:
 def test_any_message_is_one_valid_line(tmp_path: Path, message: str) -> None:
     config.setup_logging(tmp_path)
     log.critical(message)
-    log_queue.flush()
+    config.flush_logs()
 
     text = (tmp_path / "info.log").read_text(encoding="utf-8")
     assert text.isascii() and text.count("\n") == 1
@@ -153,5 +153,5 @@ def test_the_console_stays_readable(
     config.setup_logging(tmp_path)
     log.critical("plain words", extra={"epoch": 1})
 
-    log_queue.flush()
+    config.flush_logs()
     assert capsys.readouterr().err == "plain words\n"

@@ -12,12 +12,13 @@ import pytest
 import logfiles
 import {{ cookiecutter.package_name }}
 from {{ cookiecutter.package_name }} import config, main
+from {{ cookiecutter.package_name }}.logging_infra import configure
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 
 
 PACKAGE = {{ cookiecutter.package_name }}.__name__
-LEVELS = list(config.LEVELS)
+LEVELS = list(configure.LEVELS)
 
 
 def allowed_in(handler: str) -> list[str]:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import logfiles
-from {{ cookiecutter.package_name }} import config, log_queue
+from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.logging_infra import configure, writer
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 START_METHODS = [
@@ -71,7 +72,7 @@ def test_pool_workers_records_reach_the_files_exactly_once(
 
     with context.Pool(workers, initializer=config.worker_logging()) as pool:
         pids = pool.starmap(log_records, [(w, count) for w in range(workers)])
-    log_queue.stop()
+    writer.stop()
 
     assert len(set(pids)) > 1 and os.getpid() not in pids
     expected = [
@@ -88,7 +89,7 @@ def test_process_pool_executor_workers_log_through_the_parent(tmp_path: Path) ->
 
     with ProcessPoolExecutor(2, context, initializer=config.worker_logging()) as pool:
         list(pool.map(log_records, [0, 1], [500, 500]))
-    log_queue.stop()
+    writer.stop()
 
     expected = [f"worker {w} record {n:06d}" for w in (0, 1) for n in range(500)]
     assert_exactly_once(messages(tmp_path), expected)
@@ -105,7 +106,7 @@ def test_forked_child_logs_through_the_parent_without_an_initializer(
     child.start()
     child.join()
     logging.getLogger("parent").critical("after fork")
-    log_queue.stop()
+    writer.stop()
 
     found = messages(tmp_path, "error")
     assert sorted(found) == ["after fork", "before fork"]
@@ -147,7 +148,7 @@ def test_error_is_on_disk_before_the_call_returns(
 
 
 def levels_reaching(handler: str) -> list[str]:
-    levels = list(config.LEVELS)
+    levels = list(configure.LEVELS)
     own = config.LOGGING_CONFIG["handlers"][handler]["level"]
     return levels[levels.index(own) :]
 
@@ -262,6 +263,6 @@ def test_dataloader_workers_log_through_the_parent(tmp_path: Path, method: str) 
         worker_init_fn=config.worker_logging(),
     )
     assert sum(len(batch) for batch in loader) == 40
-    log_queue.stop()
+    writer.stop()
 
     assert_exactly_once(messages(tmp_path), [f"item {i:06d}" for i in range(40)])

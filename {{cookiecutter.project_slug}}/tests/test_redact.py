@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import {{ cookiecutter.package_name }}.log_redact as redaction
-from {{ cookiecutter.package_name }} import config, log_queue
+import {{ cookiecutter.package_name }}.logging_infra.redact as redaction
+from {{ cookiecutter.package_name }} import config
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def test_no_secret_reaches_any_sink(
 {%- if cookiecutter.log_format == "json" %}
         log.info("extra fields", extra={"detail": text, "nested": {"list": [text]}})
 {%- endif %}
-    log_queue.flush()
+    config.flush_logs()
 
     sinks = {
         "console": capsys.readouterr().err,

@@ -1,4 +1,4 @@
-"""Handler classes named in LOGGING_CONFIG."""
+"""The log file handler named in LOGGING_CONFIG."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
 
     The standard handler formats every record a second time, and seeks the file,
     only to decide whether to roll over; this one counts what it writes (in
-    characters, so non-ASCII text rolls over slightly late). With ``flush=False``
-    it leaves flushing to its owner: the background writer flushes whenever its
-    queue runs empty, instead of once per record.
+    characters, so non-ASCII text rolls over slightly late). With
+    ``flush_each_record=False`` it leaves flushing to its owner: the background
+    writer flushes whenever its queue runs empty, instead of once per record.
     """
 
     def __init__(
@@ -27,9 +27,10 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         maxBytes: int = 0,
         backupCount: int = 0,
         encoding: str | None = None,
-        flush: bool = True,
+        synchronous: bool = False,
     ) -> None:
-        self.flush_each_record = flush
+        self.synchronous = synchronous  # written on the logging thread, not queued
+        self.flush_each_record = True
         self.size = 0
         # backslashreplace: a message with a lone surrogate is still written.
         super().__init__(

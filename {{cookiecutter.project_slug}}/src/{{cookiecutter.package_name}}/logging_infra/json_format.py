@@ -12,9 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable
-
-from .log_redact import Redactor
+from .redact import redact
 
 # Written first, in this order; run_id, rank and host come from the context filter.
 FIELDS = (
@@ -46,9 +44,8 @@ class JsonFormatter(logging.Formatter):
     and strings in them are redacted like messages are.
     """
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.redact = Redactor(secrets)
         self._second: tuple[int, str] = (-1, "")  # the last second formatted
 
     def format(self, record: logging.LogRecord) -> str:
@@ -91,7 +88,7 @@ class JsonFormatter(logging.Formatter):
 
     def _jsonable(self, value: object, depth: int = 0) -> object:
         if isinstance(value, str):
-            return self.redact(value)
+            return redact(value)
         if value is None or isinstance(value, (bool, int)):
             return value
         if isinstance(value, float):
@@ -104,4 +101,4 @@ class JsonFormatter(logging.Formatter):
             text = repr(value)
         except Exception as error:  # a broken __repr__ must not lose the record
             text = f"<{type(value).__name__} object: repr() failed: {error!r}>"
-        return self.redact(text)
+        return redact(text)

@@ -1,4 +1,4 @@
-"""Formatters named in LOGGING_CONFIG."""
+"""The text formatter named in LOGGING_CONFIG."""
 
 from __future__ import annotations
 

@@ -143,13 +143,22 @@ class Redactor:
         return pattern.sub(_mask, text)
 
 
+# Used by RedactFilter and the JSON formatter; setup_logging() gives it the values
+# of secret-looking environment variables.
+redact = Redactor()
+
+
+def use_secrets(secrets: Iterable[str]) -> None:
+    """Mask these values too, from now on, wherever they appear."""
+    redact.secrets = tuple(secrets)
+
+
 class RedactFilter(logging.Filter):
     """Masks secrets in a record's message (its arguments merged in), exception
     and stack; changes the record in place and lets it through."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.redact = Redactor(secrets)
         self.last: logging.LogRecord | None = None  # the last record masked
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -162,16 +171,16 @@ class RedactFilter(logging.Filter):
             return True
         # Merged, so that no handler formats the arguments again, and so that
         # self.last holds text rather than the objects the arguments were.
-        record.msg, record.args = self.redact(message), None
+        record.msg, record.args = redact(message), None
         if record.exc_info:
             # As text, so that it can be masked: no handler may render the
             # exception object itself after this (Rich's tracebacks would).
             text = record.exc_text or _FORMATTER.formatException(record.exc_info)
-            record.exc_text, record.exc_info = self.redact(text), None
+            record.exc_text, record.exc_info = redact(text), None
         elif record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
+            record.exc_text = redact(record.exc_text)
         if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
+            record.stack_info = redact(record.stack_info)
         self.last = record
         return True
 

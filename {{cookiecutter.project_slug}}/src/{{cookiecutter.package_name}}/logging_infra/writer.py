@@ -22,11 +22,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .log_handlers import LogFileHandler
+from .files import LogFileHandler
 
 if TYPE_CHECKING:
     from multiprocessing.queues import SimpleQueue
@@ -134,10 +134,10 @@ class _Writer:
         thread = self.listener and self.listener._thread  # QueueListener keeps no other
         return bool(thread and thread.is_alive())
 
-    def start(self, root: logging.Logger, keep: Collection[str]) -> None:
-        """Move root's handlers, but those named in ``keep``, behind a queue."""
+    def start(self, root: logging.Logger) -> None:
+        """Move root's handlers behind a queue, but the synchronous ones."""
         self.stop()
-        background = [h for h in root.handlers if h.get_name() not in keep]
+        background = [h for h in root.handlers if not getattr(h, "synchronous", False)]
         for handler in background:
             root.removeHandler(handler)
             if isinstance(handler, LogFileHandler):
@@ -210,9 +210,9 @@ def _forward(pipe: ProcessQueue) -> None:
         logging.getLogger(record.name).handle(record)
 
 
-def start(root: logging.Logger, keep: Collection[str] = ()) -> None:
-    """Serve root's handlers from a thread, except those named in ``keep``."""
-    _writer.start(root, keep)
+def start(root: logging.Logger) -> None:
+    """Serve root's handlers from a thread, but the synchronous ones."""
+    _writer.start(root)
 
 
 def flush() -> None:

@@ -1,0 +1,17 @@
+"""The logging machinery behind ``config.py``: no need to edit anything here.
+
+- ``configure``: what ``setup_logging()`` does with LOGGING_CONFIG
+{%- if cookiecutter.console_style == "rich" or cookiecutter.use_tqdm %}
+- ``console``: the console handler{{ " (Rich on a terminal)" if cookiecutter.console_style == "rich" }}{{ ", through tqdm" if cookiecutter.use_tqdm }}
+{%- endif %}
+- ``context``: the run id, rank and host on every record
+- ``files``: private, rotating log files
+{%- if cookiecutter.log_format == "json" %}
+- ``json_format``: one JSON object per line
+{%- endif %}
+- ``redact``: masks secrets in every sink
+{%- if cookiecutter.log_format != "json" %}
+- ``text_format``: one line per record, nothing forged
+{%- endif %}
+- ``writer``: the background writer, worker processes, exit and SIGTERM
+"""
