@@ -9,21 +9,26 @@ uncaught exceptions.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import logging.config  # ``import logging`` alone does not load it
 import os
+import socket
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
-from . import context, redact, writer
-from .files import DIR_MODE, FILE_MODE
+from . import context, redact, relay, writer
+from .files import DIR_MODE, FILE_MODE, OPEN_FLAGS
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 logger = logging.getLogger(__name__)
 _run: context.RunContext | None = None  # set by setup()
+_last_setup: Callable[[], Path | None] | None = None
+_lock = threading.RLock()  # one setup at a time, whichever threads call it
 
 
 class EnvNames(NamedTuple):
@@ -32,6 +37,11 @@ class EnvNames(NamedTuple):
     log_level: str
     log_dir: str
     run_id: str
+
+    @property
+    def writer_address(self) -> str:
+        """Set by the process that writes the files, for those it starts."""
+        return self.log_dir.removesuffix("_DIR") + "_WRITER"
 
 
 def setup(
@@ -44,7 +54,35 @@ def setup(
     other_ranks_console_level: str,
 ) -> Path | None:
     """Apply ``logging_config``: see ``config.setup_logging()``."""
-    config = copy.deepcopy(logging_config)
+    global _last_setup
+    with _lock:
+        _last_setup = functools.partial(
+            setup,
+            logging_config,
+            log_dir=log_dir,
+            level=level,
+            default_dir=default_dir,
+            env=env,
+            other_ranks_console_level=other_ranks_console_level,
+        )
+        return _setup(
+            copy.deepcopy(logging_config),
+            log_dir,
+            level,
+            default_dir,
+            env,
+            other_ranks_console_level,
+        )
+
+
+def _setup(
+    config: dict[str, Any],
+    log_dir: str | os.PathLike[str] | None,
+    level: str | None,
+    default_dir: Path,
+    env: EnvNames,
+    other_ranks_console_level: str,
+) -> Path | None:
     notes: list[str] = []  # logged once logging works
 
     if level is None:
@@ -66,8 +104,10 @@ def setup(
 
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     directory: Path | None = wanted
+    writer.stop()  # a previous setup's writer must finish before its files close
+    joined = _join(env.writer_address, run.rank, notes)
     try:
-        _open_log_files(config, wanted, run.rank)
+        _open_log_files(config, wanted, run.rank, create=joined is None)
     except OSError as error:
         notes.append(
             f"Cannot write log files in {wanted} ({error.strerror or error}); "
@@ -76,9 +116,10 @@ def setup(
         _drop_file_handlers(config)
         directory = None
 
-    writer.stop()  # a previous setup's writer must finish before its files close
+    if joined is None:  # this process writes: those it starts use the same run id
+        os.environ.setdefault(env.run_id, run.run_id)
     logging.config.dictConfig(config)
-    writer.start(logging.getLogger())
+    writer.start(logging.getLogger(), env.writer_address, run.rank, joined)
     writer.drain_on_sigterm()
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught_exception
@@ -95,6 +136,29 @@ def run_context() -> context.RunContext:
     return _run
 
 
+def last_setup() -> Callable[[], Path | None]:
+    """setup() again, as it was last called: what a spawned worker runs."""
+    if _last_setup is None:
+        raise RuntimeError("setup_logging() has not been called")
+    return _last_setup
+
+
+def _join(variable: str, rank: int, notes: list[str]) -> socket.socket | None:
+    """A connection to the process that writes this run's files, if there is one."""
+    address = os.environ.get(variable)
+    if not address:
+        return None
+    try:
+        return relay.connect(address, rank)
+    except OSError as error:
+        notes.append(
+            f"{variable} names no running log writer ({error}); "
+            "this process writes its own log files"
+        )
+        del os.environ[variable]
+        return None
+
+
 def _level_from_env(variable: str, notes: list[str]) -> str | None:
     value = os.environ.get(variable, "").strip()
     if value.upper() in LEVELS:
@@ -106,16 +170,25 @@ def _level_from_env(variable: str, notes: list[str]) -> str | None:
     return None
 
 
-def _open_log_files(config: dict[str, Any], directory: Path, rank: int) -> None:
-    """Point file handlers into ``directory``; raise OSError if it is not writable."""
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+def _open_log_files(
+    config: dict[str, Any], directory: Path, rank: int, create: bool
+) -> None:
+    """Point file handlers into ``directory``; raise OSError if it is not writable.
+
+    Without ``create`` the handlers only format: another process writes.
+    """
+    if create:
+        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     for handler in config["handlers"].values():
         if "filename" in handler:
             path = directory / handler["filename"]
             if rank != 0:
                 path = path.with_suffix(f".rank{rank}{path.suffix}")
             handler["filename"] = str(path)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))
+            if create:
+                os.close(os.open(path, OPEN_FLAGS, FILE_MODE))
+            else:
+                handler["delay"] = True
 
 
 def _drop_file_handlers(config: dict[str, Any]) -> None:

@@ -2,23 +2,75 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import os
-from io import TextIOWrapper
+import sys
+import time
 
 FILE_MODE = 0o600  # log files are readable by their owner only
 DIR_MODE = 0o700
+# Flags of every log file: append, create private, never through a symlink.
+OPEN_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_APPEND
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+RETRY_SECONDS = 1.0  # a failing file is tried again at most this often
+CHECK_SECONDS = 1.0  # how often a file is checked to still be where it was
+
+
+class AppendFile:
+    """A file written whole lines at a time, with ``os.write``.
+
+    Text waits in a list until ``flush()``, which writes it with one system
+    call: a process killed in a burst never leaves half a line behind, and no
+    io buffer is shared with code that a signal handler may interrupt. The
+    names stay bound to this object, so a record logged during interpreter
+    shutdown (from ``__del__``) is still written.
+    """
+
+    def __init__(self, fd: int, encoding: str, errors: str) -> None:
+        self.fd, self.encoding, self.errors = fd, encoding, errors
+        self.pending: list[str] = []
+        self._write = os.write
+        self._close = os.close
+
+    def write(self, text: str) -> int:
+        self.pending.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        data = "".join(self.pending).encode(self.encoding, self.errors)
+        self.pending.clear()
+        while data:
+            data = data[self._write(self.fd, data) :]
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._close(self.fd)
 
 
 class LogFileHandler(logging.handlers.RotatingFileHandler):
-    """A RotatingFileHandler that creates private files and formats each record once.
+    """A RotatingFileHandler for log files that must not fail their program.
 
-    The standard handler formats every record a second time, and seeks the file,
-    only to decide whether to roll over; this one counts what it writes (in
-    characters, so non-ASCII text rolls over slightly late). With
-    ``flush_each_record=False`` it leaves flushing to its owner: the background
-    writer flushes whenever its queue runs empty, instead of once per record.
+    - Private files (0600), opened without following a symlink.
+    - Each record formatted once: the standard handler formats it a second
+      time, and seeks the file, only to decide whether to roll over.
+    - With ``flush_each_record=False`` flushing is left to the owner: the
+      background writer flushes whenever its queue runs empty.
+    - A file that cannot be written (disk full, directory deleted or made
+      read-only) gives one warning on standard error per kind of failure, its
+      records are counted as dropped, and writing resumes by itself when it
+      works again (a deleted directory is made again), with a record saying how
+      many were dropped. A file left without its last line break gets one.
     """
 
     def __init__(
@@ -28,32 +80,163 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         backupCount: int = 0,
         encoding: str | None = None,
         synchronous: bool = False,
+        delay: bool = False,
     ) -> None:
         self.synchronous = synchronous  # written on the logging thread, not queued
         self.flush_each_record = True
         self.size = 0
+        self.dropped = 0  # records lost since the file last failed
+        self.failures: set[int] = set()  # errno values already reported
+        self.retry_at = 0.0
+        self.check_at = 0.0
+        self.identity: tuple[int, int] | None = None  # (device, inode) of the file
         # backslashreplace: a message with a lone surrogate is still written.
         super().__init__(
-            filename, "a", maxBytes, backupCount, encoding, errors="backslashreplace"
+            filename,
+            "a",
+            maxBytes,
+            backupCount,
+            encoding or "utf-8",
+            delay=True,
+            errors="backslashreplace",
         )
+        self.detached = delay  # formats only: another process writes the file
+        if not delay:
+            self.stream = self._open()  # fails here, not on the first record
 
-    def _open(self) -> TextIOWrapper:
-        fd = os.open(
-            self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE
-        )
-        self.size = os.fstat(fd).st_size
-        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+    def _open(self) -> AppendFile:  # type: ignore[override]
+        directory = os.path.dirname(self.baseFilename)
+        if not os.path.isdir(directory):  # deleted while the program ran
+            os.makedirs(directory, DIR_MODE, exist_ok=True)
+        fd = os.open(self.baseFilename, OPEN_FLAGS, FILE_MODE)
+        stat = os.fstat(fd)
+        self.identity, self.size = (stat.st_dev, stat.st_ino), stat.st_size
+        stream = AppendFile(fd, self.encoding or "utf-8", self.errors or "strict")
+        if self.size and hasattr(os, "pread") and os.pread(fd, 1, self.size - 1) != b"\n":
+            stream.write(self.terminator)  # the last line was cut off by a crash
+            self.size += 1
+        self.check_at = time.monotonic() + CHECK_SECONDS
+        return stream
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             text = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self.write_text(text)
+
+    def write_text(self, text: str) -> None:
+        """Append one formatted record (ending in a line break)."""
+        if self.detached:
+            return
+        try:
+            if self.stream is None or time.monotonic() >= self.check_at:
+                if not self._reopen():
+                    self.dropped += 1
+                    return
             if self.maxBytes and self.size and self.size + len(text) > self.maxBytes:
                 self.doRollover()
-            if self.stream is None:  # closed by an earlier failed rollover
-                self.stream = self._open()
+                if self.stream is None:
+                    self.stream = self._open()
             self.stream.write(text)
             self.size += len(text)
             if self.flush_each_record:
                 self.stream.flush()
-        except Exception:
-            self.handleError(record)
+        except OSError as error:
+            self._failed(error, records=1)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            stream = self.stream
+            if stream is None:
+                return
+            records = len(stream.pending)
+            try:
+                stream.flush()
+            except OSError as error:
+                self._failed(error, records)
+
+    def detach(self) -> None:
+        """In a forked child: the parent writes this file, never this process."""
+        self.detached = True
+        if self.stream is not None:
+            self.stream.pending.clear()
+            self._drop_stream()
+
+    def _reopen(self) -> bool:
+        """Open the file if it is closed or was moved away; False while it fails."""
+        now = time.monotonic()
+        if self.stream is not None:
+            self.check_at = now + CHECK_SECONDS
+            try:
+                stat = os.stat(self.baseFilename, follow_symlinks=False)
+                if (stat.st_dev, stat.st_ino) == self.identity:
+                    return True
+            except OSError:
+                pass
+            self._drop_stream()  # deleted or replaced: open it again
+        if now < self.retry_at:
+            return False
+        try:
+            self.stream = self._open()
+        except OSError as error:
+            self._failed(error, records=0)
+            return False
+        if self.dropped:
+            self._note_dropped()
+        return True
+
+    def _failed(self, error: OSError, records: int) -> None:
+        self.dropped += records
+        if self.stream is not None:
+            records_waiting = len(self.stream.pending)
+            self.dropped += records_waiting
+            self._drop_stream()
+        self.retry_at = time.monotonic() + RETRY_SECONDS
+        code = error.errno or 0
+        if code not in self.failures:
+            self.failures.add(code)
+            reason = os.strerror(code) if code else str(error)
+            if code == errno.ELOOP:
+                reason = "it is a symbolic link"
+            _warn(
+                f"Cannot write {self.baseFilename} ({reason}); its records are "
+                "dropped until it can be written again"
+            )
+
+    def _drop_stream(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.pending.clear()
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def _note_dropped(self) -> None:
+        message = (
+            f"{self.dropped} records were dropped while {self.baseFilename} "
+            "could not be written"
+        )
+        self.dropped = 0
+        _warn(f"Writing {self.baseFilename} again; {message}")
+        record = logging.makeLogRecord(
+            {"name": __name__, "levelno": logging.WARNING, "levelname": "WARNING"}
+        )
+        record.msg = message
+        if self.filter(record) and self.stream is not None:
+            text = self.format(record) + self.terminator
+            self.stream.write(text)
+            self.size += len(text)
+
+
+def _warn(message: str) -> None:
+    """A line on standard error, where the console is: never through logging."""
+    stream = sys.stderr or sys.__stderr__
+    if stream is not None:
+        try:
+            stream.write(f"logging: {message}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass

@@ -1,48 +1,60 @@
 """Background writing: the logging call queues the record, one thread writes it.
 
-The root logger's handlers move behind an in-process queue served by a listener
+The root logger's handlers move behind an in-process queue served by a writer
 thread, which flushes whenever the queue runs empty rather than once per record.
-The handlers named to stay (error.log's) write on the calling thread, so an error
-is on disk before ``logger.error()`` returns, even if the process is then killed.
+Synchronous handlers (error.log's) write on the calling thread, so an error is
+on disk before ``logger.error()`` returns, even if the process is then killed.
 
-Worker processes send their records to the parent through a pipe: a forked
-worker does so by itself; a spawned one needs ``worker_initializer()``.
+The first process of a run to set up logging owns the files. Any process it
+starts joins it (``relay``): forked children by themselves, spawned ones through
+``worker_initializer()`` or their own ``setup_logging()``. A joined process
+formats and masks its records, and its writer thread sends them in batches to
+the owner, which only writes them.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import logging
 import logging.handlers
 import os
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .files import LogFileHandler
-
-if TYPE_CHECKING:
-    from multiprocessing.queues import SimpleQueue
-
-    ProcessQueue = SimpleQueue[logging.LogRecord | None]
+from . import relay
+from .files import LogFileHandler, _warn
 
 # Records waiting at most (about 0.7 KiB each): a burst beyond it makes logging
 # calls wait for the writer, so memory stays bounded (about 35 MiB).
 QUEUE_SIZE = 50_000
-_STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message"}
+# A logging call waits for room at most this long without the writer making
+# progress (a blocked console, a stuck disk); then the record is dropped.
+STALL_SECONDS = 10.0
+# How long flush() (and so logging.shutdown()) waits for a writer that makes no
+# progress, and how long SIGTERM waits before the process dies anyway.
+FLUSH_SECONDS = 30.0
 
 
-class _ThreadQueueHandler(logging.handlers.QueueHandler):
-    """Queues records for the listener; only the message is formatted here."""
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Queues records for the writer thread; only the message is formatted here.
+
+    Its ``flush()`` and ``close()`` keep the standard library's promise: when
+    ``logging.shutdown()`` returns, every record logged so far is written.
+    """
 
     queue: queue.SimpleQueue[Any]
+
+    def __init__(self, writer: _Writer) -> None:
+        super().__init__(writer.records)
+        self.writer = writer
 
     def handle(self, record: logging.LogRecord) -> bool:
         # The hot path: no filters and a thread-safe queue, so no handler lock.
@@ -50,169 +62,178 @@ class _ThreadQueueHandler(logging.handlers.QueueHandler):
             # Merge the arguments now: they may be mutable objects changed later.
             record.message = record.getMessage()
             record.msg, record.args = record.message, None
-            if self.queue.qsize() >= QUEUE_SIZE:
-                _wait_for_room(self.queue)
+            if self.queue.qsize() >= QUEUE_SIZE and not self.writer.wait_for_room():
+                self.writer.dropped += 1
+                return True
             self.queue.put_nowait(record)
+            if record.levelno >= logging.ERROR and self.writer.relay is not None:
+                self.writer.flush()  # a worker's error is sent before the call returns
         except Exception:
             self.handleError(record)
         return True
 
-
-def _wait_for_room(records: queue.SimpleQueue[Any]) -> None:
-    """Hold a logging call while the listener catches up: memory stays bounded."""
-    while records.qsize() > QUEUE_SIZE // 2 and _writer.is_alive():
-        time.sleep(0.001)
-
-
-class _ProcessQueueHandler(logging.Handler):
-    """Sends a worker's records to its parent through a pipe."""
-
-    def __init__(self, pipe: ProcessQueue) -> None:
-        super().__init__()
-        self.pipe = pipe
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.pipe.put(_picklable(record))  # in the pipe before this returns
-        except Exception:
-            self.handleError(record)
-
-
-def _picklable(record: logging.LogRecord) -> logging.LogRecord:
-    record.message = record.getMessage()
-    record.msg, record.args = record.message, None
-    if record.exc_info:
-        record.exc_text = record.exc_text or _FORMATTER.formatException(record.exc_info)
-        record.exc_info = None
-    for key, value in vars(record).items():
-        if key not in _STANDARD_ATTRIBUTES and not isinstance(
-            value, (str, int, float, bool, type(None))
-        ):
-            setattr(record, key, repr(value))
-    return record
-
-
-_FORMATTER = logging.Formatter()
-
-
-class _Listener(logging.handlers.QueueListener):
-    """A QueueListener that flushes its handlers when the queue runs empty."""
-
-    queue: queue.SimpleQueue[Any]
-
-    def dequeue(self, block: bool) -> Any:
-        try:
-            return self.queue.get_nowait()
-        except queue.Empty:
-            self.flush()
-            return self.queue.get()
-
-    def handle(self, record: Any) -> None:
-        if isinstance(record, threading.Event):  # a flush request
-            self.flush()
-            record.set()
-        else:
-            super().handle(record)
-
     def flush(self) -> None:
-        for handler in self.handlers:
-            with contextlib.suppress(OSError, ValueError):  # as logging.shutdown()
-                handler.flush()
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.stop()
+        super().close()
 
 
 class _Writer:
-    """This process's listener thread and, once there are workers, their pipe."""
+    """This process's writer thread, and what it writes to."""
 
     def __init__(self) -> None:
         self.root = logging.getLogger()
-        self.queue_handler: _ThreadQueueHandler | None = None
-        self.listener: _Listener | None = None
-        self.worker_queue: ProcessQueue | None = None
-        self.forwarder: threading.Thread | None = None
+        self.records: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.handlers: list[logging.Handler] = []  # served by the thread
+        self.handler: _QueueHandler | None = None
+        self.thread: threading.Thread | None = None
+        self.relay: relay.Sender | None = None  # in a process that joined a run
+        self.server: relay.Server | None = None  # in the process that owns the files
+        self.written = 0  # items handled, to tell progress from a stall
+        self.dropped = 0
 
     def is_alive(self) -> bool:
-        thread = self.listener and self.listener._thread  # QueueListener keeps no other
-        return bool(thread and thread.is_alive())
+        return self.thread is not None and self.thread.is_alive()
 
-    def start(self, root: logging.Logger) -> None:
-        """Move root's handlers behind a queue, but the synchronous ones."""
+    def start(self, root: logging.Logger, sender: relay.Sender | None) -> None:
+        """Move root's handlers behind the queue, but the synchronous ones.
+
+        With ``sender``, this process has joined a run: its records are formatted
+        by root's handlers and sent to the run's owner instead of written here.
+        """
         self.stop()
-        background = [h for h in root.handlers if not getattr(h, "synchronous", False)]
-        for handler in background:
-            root.removeHandler(handler)
+        self.root, self.relay = root, sender
+        if sender is None:
+            self.handlers = [
+                h for h in root.handlers if not getattr(h, "synchronous", False)
+            ]
+        else:
+            sender.handlers = root.handlers[:]
+            self.handlers = [sender]
+        for handler in root.handlers[:]:
+            if handler in self.handlers or sender is not None:
+                root.removeHandler(handler)
             if isinstance(handler, LogFileHandler):
-                handler.flush_each_record = False  # the listener flushes when idle
-        records: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.root, self.queue_handler = root, _ThreadQueueHandler(records)
-        root.addHandler(self.queue_handler)
-        self.listener = _Listener(records, *background, respect_handler_level=True)
-        self.resume()
+                handler.flush_each_record = handler.synchronous
+        self.records = queue.SimpleQueue()
+        self.handler = _QueueHandler(self)
+        root.addHandler(self.handler)
+        self.thread = threading.Thread(target=self._run, name="log-writer")
+        self.thread.daemon = True
+        self.thread.start()
 
-    def resume(self) -> None:
-        if self.listener and not self.is_alive():
-            self.listener.start()
-        self._start_forwarder()
+    def _run(self) -> None:
+        records = self.records
+        while True:
+            try:
+                item = records.get_nowait()
+            except queue.Empty:
+                self._flush_handlers()
+                item = records.get()
+            self.written += 1
+            if item is None:
+                self._flush_handlers()
+                return
+            if isinstance(item, threading.Event):  # a flush request
+                self._flush_handlers()
+                item.set()
+            elif isinstance(item, relay.Batch):
+                item.write()
+            else:
+                for handler in self.handlers:
+                    if item.levelno >= handler.level:
+                        handler.handle(item)
 
-    def _start_forwarder(self) -> None:
-        if self.worker_queue is not None and self.forwarder is None:
-            self.forwarder = threading.Thread(
-                target=_forward, args=(self.worker_queue,), name="log-forwarder"
-            )
-            self.forwarder.daemon = True
-            self.forwarder.start()
+    def _flush_handlers(self) -> None:
+        for handler in self.handlers:
+            try:
+                handler.flush()
+            except (OSError, ValueError):  # as logging.shutdown()
+                pass
+        if self.server is not None:
+            self.server.flush()
 
-    def pause(self) -> None:
-        """Write what is queued, from workers too, then end the threads."""
-        if self.forwarder and self.worker_queue:
-            self.worker_queue.put(None)
-            self.forwarder.join()
-            self.forwarder = None
-        if self.is_alive() and self.listener:
-            self.listener.stop()
-            self.listener.flush()
+    def on_own_thread(self) -> bool:
+        """Is this the writer thread, or one that feeds it?"""
+        current = threading.current_thread()
+        if self.thread is not None and current is self.thread:
+            return True
+        return self.server is not None and self.server.on_thread()
+
+    def wait_for_room(self) -> bool:
+        """Hold a logging call while the writer catches up; False to drop it.
+
+        Never waits on the writer's own threads (a filter or a ``__repr__`` that
+        logs), nor for a writer that is dead or makes no progress.
+        """
+        if self.on_own_thread():
+            return True  # bounded by what the writer itself logs
+        return self._wait(lambda: self.records.qsize() <= QUEUE_SIZE // 2, STALL_SECONDS)
+
+    def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
+        """Wait until every record queued so far is written; False on a stall."""
+        if not self.is_alive() or self.on_own_thread():
+            return True
+        done = threading.Event()
+        self.records.put_nowait(done)
+        return self._wait(done.is_set, timeout)
+
+    def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``done()``, while the writer lives and makes progress."""
+        progress, since = self.written, time.monotonic()
+        while not done():
+            if not self.is_alive():
+                return False
+            time.sleep(0.001)
+            if self.written != progress:
+                progress, since = self.written, time.monotonic()
+            elif time.monotonic() - since > timeout:
+                return False
+        return True
 
     def stop(self) -> None:
         """Write what is queued and give the handlers back to the root logger, so
         that a record logged later (by another exit handler, say) is still written."""
-        self.pause()
-        if self.listener and self.queue_handler in self.root.handlers:
-            self.root.removeHandler(self.queue_handler)
-            for handler in self.listener.handlers:
+        if self.server is not None:
+            self.server.close()  # what joined processes sent is queued first
+        if self.is_alive() and not self.on_own_thread():
+            self.records.put_nowait(None)
+            self._wait(lambda: not self.is_alive(), FLUSH_SECONDS)
+        if self.handler is not None and self.handler in self.root.handlers:
+            self.root.removeHandler(self.handler)
+            for handler in self.relay.handlers if self.relay else self.handlers:
                 if isinstance(handler, LogFileHandler):
+                    if self.relay:
+                        continue  # the owner's file: never written from here
                     handler.flush_each_record = True
                 self.root.addHandler(handler)
-        self.listener = self.queue_handler = None
-
-    def flush(self) -> None:
-        """Wait until every record queued so far is written and flushed."""
-        if self.is_alive() and self.listener:
-            done = threading.Event()
-            self.listener.queue.put_nowait(done)
-            done.wait()
-
-    def worker_pipe(self) -> ProcessQueue:
-        """The pipe that workers write to; a thread passes its records on here."""
-        if self.worker_queue is None:
-            import multiprocessing  # only once there are workers: it is slow to import
-
-            # A spawn context's lock may be shared with children of any start method.
-            self.worker_queue = multiprocessing.get_context("spawn").SimpleQueue()
-            if self.is_alive():
-                self._start_forwarder()
-        return self.worker_queue
+        if self.relay is not None:
+            self.relay.close()
+        if self.dropped:
+            _warn(f"{self.dropped} records were dropped: the log writer was stuck")
+        self.handler = self.thread = self.relay = self.server = None
+        self.handlers, self.dropped = [], 0
 
 
 _writer = _Writer()
 
 
-def _forward(pipe: ProcessQueue) -> None:
-    while (record := pipe.get()) is not None:
-        logging.getLogger(record.name).handle(record)
+def start(
+    root: logging.Logger, variable: str, rank: int, joined: socket.socket | None
+) -> None:
+    """Serve root's handlers from a thread.
 
-
-def start(root: logging.Logger) -> None:
-    """Serve root's handlers from a thread, but the synchronous ones."""
-    _writer.start(root)
+    ``joined``: this process joined the run whose owner listens at the address
+    in the environment ``variable``; else it owns the files and listens itself.
+    """
+    if joined is not None:
+        _writer.start(root, relay.Sender(os.environ[variable], rank, [], joined))
+    else:
+        handlers = root.handlers[:]
+        _writer.start(root, None)
+        _writer.server = relay.Server(variable, rank, handlers, _writer.records)
 
 
 def flush() -> None:
@@ -225,54 +246,57 @@ def stop() -> None:
 
 
 def worker_initializer() -> Callable[..., None]:
-    """An initializer that sends a worker process's records to this process."""
-    return functools.partial(_init_worker, _writer.worker_pipe(), _current_levels())
+    """An initializer that makes a worker process join this process's run."""
+    from .configure import last_setup  # configure imports this module
+
+    return functools.partial(_init_worker, last_setup(), _current_levels())
 
 
-def _init_worker(pipe: ProcessQueue, levels: dict[str, int], *_: object) -> None:
-    global _writer
-    _writer = _Writer()  # nothing of the parent's writer runs in this process
-    root = logging.getLogger()
-    for handler in root.handlers[:]:
-        root.removeHandler(handler)  # not closed: inherited files are the parent's
-    root.addHandler(_ProcessQueueHandler(pipe))
+def _init_worker(
+    setup: Callable[[], object], levels: dict[str, int], *_: object
+) -> None:
+    setup()  # joins the run: its address is in the inherited environment
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
-    # A worker queues nothing, so it may die of SIGTERM at once (Pool.terminate()
-    # sends it); draining could deadlock on a pipe lock the signal interrupted.
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) is _on_sigterm
-    ):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _send_before_exit()
 
 
-# A fork copies no thread and no unwritten buffer: the threads end (after writing
-# everything) before the fork and start again after it in the parent, while the
-# child sends its records to the parent through the worker pipe.
-_paused_for_fork = False
-
-
-def _before_fork() -> None:
-    global _paused_for_fork
-    if _writer.is_alive():
-        _writer.worker_pipe()
-        _writer.pause()
-        _paused_for_fork = True
-
-
-def _after_fork_in_parent() -> None:
-    global _paused_for_fork
-    if _paused_for_fork:
-        _paused_for_fork = False
-        _writer.resume()
+def _send_before_exit() -> None:
+    """A worker process ends without running atexit (os._exit): send its last
+    batch from multiprocessing's own exit hook instead."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, stop, exitpriority=-100)  # after the pool's own
+        # A forked multiprocessing child clears that registry as it starts,
+        # then runs these: register again then.
+        util.register_after_fork(_writer, lambda _: _send_before_exit())
 
 
 def _after_fork_in_child() -> None:
-    global _paused_for_fork
-    if _paused_for_fork and _writer.worker_queue is not None:
-        _paused_for_fork = False
-        _init_worker(_writer.worker_queue, _current_levels())
+    """A forked child has no writer thread: it joins the run of its parent."""
+    global _writer
+    parent, _writer = _writer, _Writer()
+    owner = parent.server or parent.relay
+    if parent.handler is None or owner is None:
+        return
+    sender = relay.forked(owner)
+    # The parent's objects live on in this process: closing its queue handler
+    # (dictConfig closes every handler) must not stop the parent's writer.
+    parent.server = parent.relay = parent.thread = None
+    if isinstance(owner, relay.Sender):
+        formatting = owner.handlers
+    else:
+        synchronous = [h for h in parent.root.handlers if h is not parent.handler]
+        formatting = parent.handlers + synchronous
+    for handler in formatting:
+        if isinstance(handler, LogFileHandler):
+            handler.detach()  # the parent's file: never written from here
+    for handler in parent.root.handlers[:]:
+        parent.root.removeHandler(handler)
+    for handler in formatting:
+        parent.root.addHandler(handler)
+    _writer.start(parent.root, sender)
+    _send_before_exit()
 
 
 def _current_levels() -> dict[str, int]:
@@ -285,11 +309,7 @@ def _current_levels() -> dict[str, int]:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_before_fork,
-        after_in_parent=_after_fork_in_parent,
-        after_in_child=_after_fork_in_child,
-    )
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(stop)
 
 
@@ -303,9 +323,15 @@ def drain_on_sigterm() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    logging.getLogger(__name__).warning("Terminated by signal %d", signum)
-    stop()
-    logging.shutdown()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-    sys.exit(128 + signum)  # where the signal is not fatal at once (Windows)
+    # The main thread may be inside a handler that this one would enter again:
+    # the writer thread does the writing, and the process dies whatever happens.
+    try:
+        if _writer.relay is None:  # a worker's end is its owner's business
+            logging.getLogger(__name__).warning("Terminated by signal %d", signum)
+        _writer.flush(timeout=5.0)
+    except Exception:
+        pass
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    raise SystemExit(128 + signum)  # where the signal is not fatal at once (Windows)
