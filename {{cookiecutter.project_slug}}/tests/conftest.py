@@ -39,7 +39,7 @@ def run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]
     """Run Python code or ``-m`` arguments in a fresh interpreter inside tmp_path."""
 
     def run(
-        *args: str, env: dict[str, str] | None = None
+        *args: str, env: dict[str, str] | None = None, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         environ = {**os.environ, **(env or {})}
         environ["PYTHONPATH"] = os.pathsep.join(
@@ -51,7 +51,7 @@ def run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]
             env=environ,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=timeout,
         )
 
     return run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import logging.handlers
@@ -73,6 +74,8 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
       many were dropped. A file left without its last line break gets one.
     """
 
+    stream: AppendFile | None  # type: ignore[assignment]
+
     def __init__(
         self,
         filename: str,
@@ -112,8 +115,13 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         stat = os.fstat(fd)
         self.identity, self.size = (stat.st_dev, stat.st_ino), stat.st_size
         stream = AppendFile(fd, self.encoding or "utf-8", self.errors or "strict")
-        if self.size and hasattr(os, "pread") and os.pread(fd, 1, self.size - 1) != b"\n":
-            stream.write(self.terminator)  # the last line was cut off by a crash
+        torn = (  # Windows has no pread: there, a torn line stays as it is
+            self.size
+            and hasattr(os, "pread")
+            and os.pread(fd, 1, self.size - 1) != b"\n"
+        )
+        if torn:  # the last line was cut off by a crash: end it first
+            stream.write(self.terminator)
             self.size += 1
         self.check_at = time.monotonic() + CHECK_SECONDS
         return stream
@@ -131,18 +139,18 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         if self.detached:
             return
         try:
-            if self.stream is None or time.monotonic() >= self.check_at:
-                if not self._reopen():
-                    self.dropped += 1
-                    return
+            stale = self.stream is None or time.monotonic() >= self.check_at
+            if stale and not self._reopen():
+                self.dropped += 1
+                return
             if self.maxBytes and self.size and self.size + len(text) > self.maxBytes:
                 self.doRollover()
-                if self.stream is None:
-                    self.stream = self._open()
-            self.stream.write(text)
+            stream = self.stream or self._open()
+            self.stream = stream
+            stream.write(text)
             self.size += len(text)
             if self.flush_each_record:
-                self.stream.flush()
+                stream.flush()
         except OSError as error:
             self._failed(error, records=1)
 
@@ -209,10 +217,8 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         stream, self.stream = self.stream, None
         if stream is not None:
             stream.pending.clear()
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
     def _note_dropped(self) -> None:
         message = (

@@ -12,6 +12,7 @@ writer thread only appends the text to the files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -21,6 +22,7 @@ import socket
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -115,18 +117,19 @@ class Server:
     def flush(self) -> None:
         touched, self.touched = self.touched, set()
         for handler in touched:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 handler.flush()
-            except (OSError, ValueError):
-                pass
 
     def _accept(self) -> None:
-        while not self.closing:
+        while True:
             try:
                 connection, _ = self.listener.accept()
             except TimeoutError:
                 continue
             except OSError:
+                return
+            if self.closing:
+                connection.close()
                 return
             connection.settimeout(0.2)
             thread = threading.Thread(
@@ -153,9 +156,12 @@ class Server:
     def close(self, timeout: float = 1.0) -> None:
         """Read what peers already sent, then stop listening."""
         self.closing = True
+        with contextlib.suppress(OSError), socket.socket(self.listener.family) as wake:
+            wake.connect(self.listener.getsockname())  # accept() returns at once
         self.thread.join(timeout)
-        for thread, _ in self.readers:
-            thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread, _ in self.readers:  # those whose peers ended are quick
+            thread.join(max(0.0, deadline - time.monotonic()))
         self.listener.close()
         self._forget()
 
@@ -253,7 +259,8 @@ class Sender(logging.Handler):
                 if key not in texts:
                     texts[key] = formatter.format(record)
                 text = texts[key]
-                self.entries.append((handler.get_name() or "", record.levelno, record.name, text))
+                name = handler.get_name() or ""
+                self.entries.append((name, record.levelno, record.name, text))
                 self.size += len(text)
         except Exception:
             self.handleError(record)
@@ -324,4 +331,3 @@ def forked(parent: Sender | Server) -> Sender:
     if parent.connection is not None:
         parent.connection.close()
     return Sender(parent.address, parent.rank, [])
-

@@ -15,6 +15,7 @@ the owner, which only writes them.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import logging
 import logging.handlers
@@ -148,10 +149,8 @@ class _Writer:
 
     def _flush_handlers(self) -> None:
         for handler in self.handlers:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # as logging.shutdown()
                 handler.flush()
-            except (OSError, ValueError):  # as logging.shutdown()
-                pass
         if self.server is not None:
             self.server.flush()
 
@@ -170,7 +169,8 @@ class _Writer:
         """
         if self.on_own_thread():
             return True  # bounded by what the writer itself logs
-        return self._wait(lambda: self.records.qsize() <= QUEUE_SIZE // 2, STALL_SECONDS)
+        room = QUEUE_SIZE // 2
+        return self._wait(lambda: self.records.qsize() <= room, STALL_SECONDS)
 
     def flush(self, timeout: float = FLUSH_SECONDS) -> bool:
         """Wait until every record queued so far is written; False on a stall."""

@@ -1,0 +1,255 @@
+"""Worker processes join the run's writer: every record once, and no hang.
+
+Each scenario runs in a fresh interpreter with a time limit, so that a hang
+fails the test instead of stopping the suite.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import logfiles
+
+RunPython = Callable[..., subprocess.CompletedProcess[str]]
+START_METHODS = [
+    m
+    for m in ("spawn", "fork", "forkserver")
+    if m in multiprocessing.get_all_start_methods()
+]
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+PRELUDE = """
+import logging, multiprocessing, os, signal, sys, time
+from {{ cookiecutter.package_name }} import config
+config.LOGGING_CONFIG["root"]["level"] = "INFO"
+config.LOGGING_CONFIG["handlers"]["info"]["level"] = "INFO"
+config.LOGGING_CONFIG["handlers"]["info"]["backupCount"] = 10_000  # keep every record
+config.LOGGING_CONFIG["handlers"]["console"]["level"] = "CRITICAL"
+
+def log_records(worker, count):
+    log = logging.getLogger(f"worker.{worker}")
+    for number in range(count):
+        log.info("worker %d record %06d", worker, number)
+    return os.getpid()
+
+def log_forever(worker):
+    log = logging.getLogger(f"worker.{worker}")
+    number = 0
+    while True:
+        log.info("endless %d record %06d", worker, number)
+        number += 1
+"""
+
+
+def run_script(
+    run_python: RunPython, tmp_path: Path, body: str, timeout: float = 120
+) -> str:
+    """Run PRELUDE + body under ``if __name__ == "__main__"``; fail on a hang.
+
+    A file, not ``-c``: spawned workers import the functions from it.
+    """
+    main = "\n".join(f"    {line}" for line in body.strip().splitlines())
+    script = tmp_path / "scenario.py"
+    script.write_text(f"{PRELUDE}\nif __name__ == '__main__':\n{main}\n", "utf-8")
+    try:
+        result = run_python(str(script), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hung for {timeout} s")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def records(log_dir: Path, name: str = "info") -> list[logfiles.Record]:
+    """Every record of a log and its rotated files; fails on a torn line."""
+    found = []
+    for path in sorted(log_dir.glob(f"{name}.log*")):
+        found += logfiles.parse(path.read_text("utf-8").splitlines(), path.name)
+    return found
+
+
+def assert_exactly_once(found: list[str], expected: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for message in found:
+        seen[message] = seen.get(message, 0) + 1
+    lost = [message for message in expected if message not in seen]
+    duplicated = [message for message in expected if seen.get(message, 0) > 1]
+    assert (len(lost), len(duplicated)) == (0, 0), (lost[:3], duplicated[:3])
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_fifteen_workers_every_record_once_nothing_torn(
+    tmp_path: Path, run_python: RunPython, method: str
+) -> None:
+    workers, count = 15, 20_000
+    run_script(
+        run_python,
+        tmp_path,
+        f"""
+config.LOGGING_CONFIG["handlers"]["info"]["maxBytes"] = 1024 * 1024
+config.setup_logging({str(tmp_path)!r})
+context = multiprocessing.get_context({method!r})
+with context.Pool({workers}, initializer=config.worker_logging()) as pool:
+    pool.starmap(log_records, [(w, {count}) for w in range({workers})])
+""",
+    )
+
+    found = records(tmp_path)
+    expected = [f"worker {w} record {n:06d}" for w in range(workers) for n in range(count)]
+    assert_exactly_once([r.message for r in found], expected)
+    assert len({r.run_id for r in found}) == 1
+    assert len(list(tmp_path.glob("info.log.*"))) > 2, "the files should have rotated"
+
+
+@posix_only
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_terminate_while_workers_log_never_hangs(
+    tmp_path: Path, run_python: RunPython, method: str
+) -> None:
+    # Worker 0 finishes its records; the others log until the pool is terminated.
+    repetitions = 100 if method == "fork" else 10
+    output = run_script(
+        run_python,
+        tmp_path,
+        f"""
+config.setup_logging({str(tmp_path)!r})
+context = multiprocessing.get_context({method!r})
+for repetition in range({repetitions}):
+    pool = context.Pool(3, initializer=config.worker_logging())
+    pool.apply_async(log_forever, (1,))
+    pool.apply_async(log_forever, (2,))
+    pool.apply(log_records, (repetition, 200))
+    pool.terminate()
+    pool.join()
+logging.getLogger("parent").info("parent still logs")
+print("done")
+""",
+        timeout=300,
+    )
+
+    assert output.strip() == "done"
+    found = [r.message for r in records(tmp_path)]
+    expected = [f"worker {r} record {n:06d}" for r in range(repetitions) for n in range(200)]
+    assert_exactly_once(found, expected + ["parent still logs"])
+
+
+@posix_only
+def test_a_killed_worker_loses_only_its_own_records(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    output = run_script(
+        run_python,
+        tmp_path,
+        f"""
+config.setup_logging({str(tmp_path)!r})
+context = multiprocessing.get_context("spawn")
+for repetition in range(5):
+    with context.Pool(2, initializer=config.worker_logging()) as pool:
+        [victim] = [p for p in pool._pool][:1]
+        endless = pool.apply_async(log_forever, (99,))
+        time.sleep(0.2)
+        for process in pool._pool:
+            os.kill(process.pid, signal.SIGKILL)  # whichever is logging dies
+        time.sleep(0.1)
+        pool.apply(log_records, (repetition, 300))  # a new worker takes over
+print("done")
+""",
+        timeout=180,
+    )
+
+    assert output.strip() == "done"
+    found = records(tmp_path)  # fails on a torn line
+    messages = [r.message for r in found]
+    expected = [f"worker {r} record {n:06d}" for r in range(5) for n in range(300)]
+    assert_exactly_once(messages, expected)
+
+
+@posix_only
+def test_a_worker_that_exits_mid_record_breaks_nothing(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    output = run_script(
+        run_python,
+        tmp_path,
+        f"""
+import threading
+config.setup_logging({str(tmp_path)!r})
+
+def exit_while_logging(worker):
+    thread = threading.Thread(target=log_forever, args=(worker,), daemon=True)
+    thread.start()
+    time.sleep(0.05)
+    os._exit(3)  # no flush, maybe halfway through sending a batch
+
+context = multiprocessing.get_context("fork")
+for worker in range(20):
+    process = context.Process(target=exit_while_logging, args=(worker,))
+    process.start()
+    process.join(30)
+    assert process.exitcode == 3, process.exitcode
+with context.Pool(2) as pool:
+    pool.apply(log_records, (0, 1000))
+print("done")
+""",
+    )
+
+    assert output.strip() == "done"
+    messages = [r.message for r in records(tmp_path)]  # fails on a torn line
+    assert_exactly_once(messages, [f"worker 0 record {n:06d}" for n in range(1000)])
+
+
+def test_a_spawned_program_that_sets_up_logging_joins_the_run(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    elsewhere = tmp_path / "not-used"
+    child = (
+        "import logging\n"
+        "from {{ cookiecutter.package_name }}.config import setup_logging\n"
+        f"setup_logging({str(elsewhere)!r})\n"
+        "logging.getLogger('child').critical('from the child')\n"
+    )
+    run_script(
+        run_python,
+        tmp_path,
+        f"""
+import subprocess
+config.setup_logging({str(tmp_path / "logs")!r})
+logging.getLogger("parent").critical("from the parent")
+for rank in ("0", "1"):
+    env = dict(os.environ, RANK=rank, WORLD_SIZE="2")
+    subprocess.run([sys.executable, "-c", {child!r}], env=env, check=True)
+""",
+    )
+
+    assert not elsewhere.exists(), "the child must not open log files of its own"
+    rank0 = records(tmp_path / "logs")
+    rank1 = records(tmp_path / "logs", "info.rank1")
+    assert [r.message for r in rank0] == ["from the parent", "from the child"]
+    assert [(r.message, r.rank) for r in rank1] == [("from the child", 1)]
+    assert len({r.run_id for r in rank0 + rank1}) == 1
+
+
+def test_logging_shutdown_returns_after_every_record_is_written(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    output = run_script(
+        run_python,
+        tmp_path,
+        f"""
+config.setup_logging({str(tmp_path)!r})
+log = logging.getLogger("burst")
+for number in range(60_000):
+    log.info("record %05d", number)
+logging.shutdown()
+with open({str(tmp_path / "info.log")!r}, encoding="utf-8") as written:
+    print(sum(1 for _ in written))
+""",
+    )
+
+    assert int(output) == 60_000
