@@ -15,23 +15,26 @@ import os
 import sys
 import threading
 from pathlib import Path
-from types import TracebackType
-from typing import Any, NamedTuple
 
 from . import context, redact, writer
 from .files import DIR_MODE, FILE_MODE
+
+# As typing.TYPE_CHECKING: importing typing would add a third to the start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 logger = logging.getLogger(__name__)
 _run: context.RunContext | None = None  # set by setup()
 
 
-class EnvNames(NamedTuple):
+class EnvNames:
     """Names of the environment variables that setup() reads."""
 
-    log_level: str
-    log_dir: str
-    run_id: str
+    def __init__(self, log_level: str, log_dir: str, run_id: str) -> None:
+        self.log_level, self.log_dir, self.run_id = log_level, log_dir, run_id
 
 
 def setup(
