@@ -127,7 +127,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
         help="bake and measure another variant of the template, e.g. "
-        "queue:log_queue=true (repeatable)",
+        "rich:console_style=rich (repeatable)",
     )
     parser.add_argument(
         "--template", type=Path, default=TEMPLATE_DIR, help="template directory"
