@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from run import Config
+    from configurations import Config
 
 REFERENCE = "article"
 PROJECT = "project"

@@ -74,16 +74,18 @@ def test_smoke_run_measures_every_configuration_without_losing_records(
 def test_missing_peer_libraries_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     harness = importlib.import_module("run")
+    configurations = importlib.import_module("configurations")
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        harness.importlib.util,
+        configurations.importlib.util,
         "find_spec",
         lambda name, *a: (
             None if name in {"loguru", "structlog"} else real_find_spec(name, *a)
         ),
     )
 
-    configs = {c.name: c for c in harness.configurations(harness.parse_args([]))}
+    args = harness.parse_args([])
+    configs = {c.name: c for c in configurations.configurations(args)}
 
     assert "loguru is not installed" in str(configs["loguru"].skipped)
     assert "structlog is not installed" in str(configs["structlog"].skipped)

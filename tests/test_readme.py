@@ -1,10 +1,12 @@
-"""The README's commands work as written, and so does cruft."""
+"""The READMEs' commands work as written, and so does cruft."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,15 +17,69 @@ README = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
 TEMPLATE_URL = "gh:org/ml-logging-template"
 
 
+def bash_blocks(readme: str) -> list[list[str]]:
+    """The commands of each ```bash block, comments left out."""
+    return [
+        [line for line in block.splitlines() if line and not line.startswith("#")]
+        for block in re.findall(r"```bash\n(.*?)```", readme, re.DOTALL)
+    ]
+
+
+def block_starting(readme: str, start: str) -> list[str]:
+    """The commands of the first ```bash block whose first command starts so."""
+    return next(b for b in bash_blocks(readme) if b[0].startswith(start))
+
+
 def setup_commands() -> list[str]:
-    """The commands of the README's first code block, comments left out."""
-    block = re.search(r"```bash\n(.*?)```", README, re.DOTALL)
-    assert block is not None
-    return [line for line in block[1].splitlines() if line and not line.startswith("#")]
+    """The README's opening block: the render command, then the test command."""
+    return bash_blocks(README)[0]
+
+
+def without_comment(command: str) -> str:
+    return command.split("  #", 1)[0].strip()
+
+
+def uv_only_env(tmp_path: Path) -> dict[str, str]:
+    """This environment, with uv and uvx the only tools besides the system's.
+
+    As on a machine with uv and a system Python but no cookiecutter: the rest of
+    the environment (certificates, proxies, uv's cache) is passed through.
+    """
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed (pip install -r requirements-dev.txt)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("uv", "uvx"):
+        (bin_dir / name).symlink_to(Path(uv).with_name(name))
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = f"{bin_dir}:/usr/bin:/bin"
+    return env
+
+
+def run_shell(
+    command: str, cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run a command line in bash with exactly this environment."""
+    result = subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{command} exited {result.returncode}\n"
+            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        )
+    return result
 
 
 def test_readme_opens_with_two_setup_commands() -> None:
     render, test = setup_commands()
+    assert render.startswith("uvx cookiecutter ")
     assert TEMPLATE_URL in render
     assert "pytest" in test
     assert README.index("```bash") < README.index("\n## ")
@@ -35,17 +91,47 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 @pytest.mark.slow
-def test_readme_render_command_works(tmp_path: Path) -> None:
+def test_readme_render_command_works_with_only_uv(tmp_path: Path) -> None:
+    env = uv_only_env(tmp_path)
     render = setup_commands()[0].replace(TEMPLATE_URL, str(TEMPLATE_DIR))
+
+    result = run_shell(render, tmp_path, env)
+
+    assert "epoch 5/5 valid_loss=" in result.stderr
+    assert (tmp_path / "my-ml-project" / "logs" / "info.log").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_readme_pip_command_works_in_a_virtual_environment(tmp_path: Path) -> None:
+    [render] = block_starting(README, "python3 -m pip install cookiecutter")
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
     path = f"{venv / 'bin'}:/usr/bin:/bin"
     result = run(
-        "bash", "-c", render, cwd=tmp_path, env={"PATH": path, "VIRTUAL_ENV": str(venv)}
+        "bash",
+        "-c",
+        render.replace(TEMPLATE_URL, str(TEMPLATE_DIR)),
+        cwd=tmp_path,
+        env={"PATH": path, "VIRTUAL_ENV": str(venv)},
     )
 
     assert "epoch 5/5 valid_loss=" in result.stderr
     assert (tmp_path / "my-ml-project" / "logs" / "info.log").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_generated_readme_uv_commands_work(tmp_path: Path) -> None:
+    env = uv_only_env(tmp_path)
+    run(tool("cookiecutter"), "--no-input", TEMPLATE_DIR, "-o", tmp_path, cwd=tmp_path)
+    project = tmp_path / "my-ml-project"
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    uv_block = block_starting(readme, "uv run ")
+
+    demo, tests = (run_shell(without_comment(c), project, env) for c in uv_block)
+
+    assert "epoch 5/5 valid_loss=" in demo.stderr
+    assert re.search(r"\d+ passed", tests.stdout), tests.stdout
+    assert " failed" not in tests.stdout
 
 
 @pytest.mark.slow

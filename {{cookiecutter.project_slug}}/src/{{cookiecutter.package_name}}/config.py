@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from .logging_infra import configure, writer
 from .logging_infra.context import RunContext
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without the slow import of typing
+if TYPE_CHECKING:
+    from typing import Any
 
 # Paths
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -18,11 +18,15 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Any, NamedTuple
 
 from . import context, redact, relay, writer
 from .files import DIR_MODE, FILE_MODE, OPEN_FLAGS
+
+# As typing.TYPE_CHECKING: importing typing would add a third to the start-up time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 logger = logging.getLogger(__name__)
@@ -31,12 +35,11 @@ _last_setup: Callable[[], Path | None] | None = None
 _lock = threading.RLock()  # one setup at a time, whichever threads call it
 
 
-class EnvNames(NamedTuple):
+class EnvNames:
     """Names of the environment variables that setup() reads."""
 
-    log_level: str
-    log_dir: str
-    run_id: str
+    def __init__(self, log_level: str, log_dir: str, run_id: str) -> None:
+        self.log_level, self.log_dir, self.run_id = log_level, log_dir, run_id
 
     @property
     def writer_address(self) -> str:

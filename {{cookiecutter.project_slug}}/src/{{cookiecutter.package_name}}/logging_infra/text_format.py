@@ -6,7 +6,8 @@ import logging
 
 # Everything str.splitlines() treats as a line break.
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-_ESCAPES = str.maketrans({c: c.encode("unicode_escape").decode() for c in _LINE_BREAKS})
+# "\n" -> "\\n", "\x85" -> "\\x85": repr() spares loading the unicode_escape codec.
+_ESCAPES = str.maketrans({c: repr(c)[1:-1] for c in _LINE_BREAKS})
 
 
 class TextFormatter(logging.Formatter):
