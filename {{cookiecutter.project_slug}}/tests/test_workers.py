@@ -7,7 +7,6 @@ fails the test instead of stopping the suite.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -101,7 +100,9 @@ with context.Pool({workers}, initializer=config.worker_logging()) as pool:
     )
 
     found = records(tmp_path)
-    expected = [f"worker {w} record {n:06d}" for w in range(workers) for n in range(count)]
+    expected = [
+        f"worker {w} record {n:06d}" for w in range(workers) for n in range(count)
+    ]
     assert_exactly_once([r.message for r in found], expected)
     assert len({r.run_id for r in found}) == 1
     assert len(list(tmp_path.glob("info.log.*"))) > 2, "the files should have rotated"
@@ -135,8 +136,10 @@ print("done")
 
     assert output.strip() == "done"
     found = [r.message for r in records(tmp_path)]
-    expected = [f"worker {r} record {n:06d}" for r in range(repetitions) for n in range(200)]
-    assert_exactly_once(found, expected + ["parent still logs"])
+    expected = [
+        f"worker {r} record {n:06d}" for r in range(repetitions) for n in range(200)
+    ]
+    assert_exactly_once(found, [*expected, "parent still logs"])
 
 
 @posix_only

@@ -208,7 +208,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             reason = os.strerror(code) if code else str(error)
             if code == errno.ELOOP:
                 reason = "it is a symbolic link"
-            _warn(
+            warn(
                 f"Cannot write {self.baseFilename} ({reason}); its records are "
                 "dropped until it can be written again"
             )
@@ -226,7 +226,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             "could not be written"
         )
         self.dropped = 0
-        _warn(f"Writing {self.baseFilename} again; {message}")
+        warn(f"Writing {self.baseFilename} again; {message}")
         record = logging.makeLogRecord(
             {"name": __name__, "levelno": logging.WARNING, "levelname": "WARNING"}
         )
@@ -237,7 +237,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             self.size += len(text)
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     """A line on standard error, where the console is: never through logging."""
     stream = sys.stderr or sys.__stderr__
     if stream is not None:

@@ -16,17 +16,17 @@ import contextlib
 import logging
 import os
 import pickle
-import secrets
-import shutil
 import socket
 import struct
-import tempfile
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
 
-from .files import LogFileHandler, _warn
+from .files import LogFileHandler, warn
+
+TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 BATCH_RECORDS = 512  # a joined process sends at most this many records at once
 BATCH_BYTES = 256 * 1024
@@ -77,10 +77,10 @@ class Server:
         self.handlers = {h.get_name(): h for h in handlers if h.get_name()}
         self.ranked: dict[tuple[str, int], logging.Handler | None] = {}
         self.touched: set[logging.Handler] = set()  # to flush when idle
-        self.token = secrets.token_hex(_TOKEN_BYTES)
+        self.token = os.urandom(_TOKEN_BYTES).hex()
         self.directory: str | None = None
         if hasattr(socket, "AF_UNIX"):
-            self.directory = tempfile.mkdtemp(prefix="log-")  # private: 0700
+            self.directory = _private_directory()
             path = os.path.join(self.directory, "writer.sock")
             self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.listener.bind(path)
@@ -178,7 +178,20 @@ class Server:
             else:
                 os.environ[self.variable] = self.previous
         if self.directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.directory, "writer.sock"))
+                os.rmdir(self.directory)
+
+
+def _private_directory() -> str:
+    """A new directory only its owner can enter, for the socket (tempfile is
+    slow to import). Short: a Unix socket's path must fit in about 100 bytes."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    if not os.path.isdir(base) or len(base) > 60:
+        base = "/tmp"
+    path = os.path.join(base, f"log-{os.urandom(8).hex()}")
+    os.mkdir(path, 0o700)
+    return path
 
 
 def _ranked_copy(handler: LogFileHandler, rank: int) -> LogFileHandler | None:
@@ -191,7 +204,7 @@ def _ranked_copy(handler: LogFileHandler, rank: int) -> LogFileHandler | None:
             handler.encoding,
         )
     except OSError as error:
-        _warn(f"Cannot write the log of rank {rank} ({error}); dropping its records")
+        warn(f"Cannot write the log of rank {rank} ({error}); dropping its records")
         return None
     copy.flush_each_record = handler.flush_each_record
     return copy
@@ -287,7 +300,7 @@ class Sender(logging.Handler):
             _send(self.connection, entries)
         except OSError as error:
             self.broken = True
-            _warn(
+            warn(
                 f"Cannot reach the process that writes this run's logs ({error}); "
                 f"this process's records are dropped from now on"
             )

@@ -26,12 +26,15 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
-from types import FrameType
-from typing import Any
 
 from . import relay
-from .files import LogFileHandler, _warn
+from .files import LogFileHandler, warn
+
+TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import Any
 
 # Records waiting at most (about 0.7 KiB each): a burst beyond it makes logging
 # calls wait for the writer, so memory stays bounded (about 35 MiB).
@@ -212,7 +215,7 @@ class _Writer:
         if self.relay is not None:
             self.relay.close()
         if self.dropped:
-            _warn(f"{self.dropped} records were dropped: the log writer was stuck")
+            warn(f"{self.dropped} records were dropped: the log writer was stuck")
         self.handler = self.thread = self.relay = self.server = None
         self.handlers, self.dropped = [], 0
 
