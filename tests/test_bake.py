@@ -30,6 +30,8 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "log_max_mb": "0.5",
         "log_backup_count": "3",
         "log_format": "json",
+        "log_layout": "per_run",
+        "log_keep_runs": "3",
     },
     # Only the overall level: the console and info.log follow it to WARNING.
     "quiet": {
@@ -46,6 +48,7 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "info_log_level": "ERROR",
         "error_log_level": "ERROR",
         "use_tqdm": "yes",
+        "log_layout": "per_run",
     },
     # With the values above, every combination of the three feature options.
     "json-rich-tqdm": {

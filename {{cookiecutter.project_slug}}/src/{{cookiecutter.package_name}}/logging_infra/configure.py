@@ -2,8 +2,8 @@
 
 Reads the environment, points the file handlers into the log directory (or drops
 them when it cannot be written), applies the dictionary with ``dictConfig``,
-moves the slow handlers behind the background writer and logs warnings and
-uncaught exceptions.
+moves the slow handlers behind the background writer, logs warnings and
+uncaught exceptions, and starts the run record.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
-from . import context, redact, writer
+from . import context, redact, runs, writer
 from .files import DIR_MODE, FILE_MODE
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -42,6 +42,7 @@ def setup(
     default_dir: Path,
     env: EnvNames,
     other_ranks_console_level: str,
+    run_dirs_kept: int | None = None,
 ) -> Path | None:
     """Apply ``logging_config``: see ``config.setup_logging()``."""
     config = copy.deepcopy(logging_config)
@@ -67,6 +68,8 @@ def setup(
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     directory: Path | None = wanted
     try:
+        if run_dirs_kept is not None:
+            directory = wanted = runs.run_directory(wanted, run, run_dirs_kept, notes)
         _open_log_files(config, wanted, run.rank)
     except OSError as error:
         notes.append(
@@ -85,6 +88,9 @@ def setup(
     threading.excepthook = _log_uncaught_thread_exception
     for note in notes:
         logger.warning(note)
+    per_run = run_dirs_kept is not None
+    path = directory and runs.record_path(directory, run, per_run)
+    runs.start(path if run.rank == 0 else None, run, config, directory)
     return directory
 
 
