@@ -14,8 +14,9 @@ import pytest
 
 from {{ cookiecutter.package_name }} import config
 
-FORMAT = Path(__file__).resolve().parents[1] / "lnav" / "{{ cookiecutter.package_name }}_log.json"
-TABLE = FORMAT.stem
+PACKAGE = config.__name__.rpartition(".")[0]
+TABLE = f"{PACKAGE}_log"  # the format's name: lnav's SQL table
+FORMAT = Path(__file__).resolve().parents[1] / "lnav" / f"{TABLE}.json"
 # The column that holds a record's traceback.
 TRACEBACK = "{{ 'exception' if cookiecutter.log_format == 'json' else 'log_body' }}"
 # Records per level for each rank; the ranks differ, so a wrong GROUP BY shows.
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.skipif(shutil.which("lnav") is None, reason="needs lnav
 
 def lnav(tmp_path: Path, *args: str) -> str:
     """Run lnav headless with only the shipped format installed; return stdout."""
-    formats = tmp_path / "lnav-config" / "formats" / "{{ cookiecutter.package_name }}"
+    formats = tmp_path / "lnav-config" / "formats" / PACKAGE
     formats.mkdir(parents=True, exist_ok=True)
     shutil.copy(FORMAT, formats)
     result = subprocess.run(
