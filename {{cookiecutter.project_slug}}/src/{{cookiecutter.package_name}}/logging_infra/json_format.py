@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+
 from .redact import redact
 
 # Written first, in this order; run_id, rank and host come from the context filter.
