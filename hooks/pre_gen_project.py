@@ -15,7 +15,11 @@ from pathlib import PurePosixPath
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-CHOICES = {"log_format": ["text", "json"], "console_style": ["plain", "rich"]}
+CHOICES = {
+    "log_format": ["text", "json"],
+    "console_style": ["plain", "rich"],
+    "log_layout": ["shared", "per_run"],
+}
 SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -135,6 +139,7 @@ def main(answers: dict) -> None:
     check_levels(answers)
     positive("log_max_mb", answers["log_max_mb"], float)
     positive("log_backup_count", answers["log_backup_count"], int)
+    positive("log_keep_runs", answers["log_keep_runs"], int)
     check_options(answers)
 
 

@@ -35,6 +35,9 @@ BAD_ANSWERS = {
     "max-mb-nan": ("log_max_mb", "nan"),
     "backups-zero": ("log_backup_count", "0"),
     "backups-fraction": ("log_backup_count", "2.5"),
+    "keep-runs-zero": ("log_keep_runs", "0"),
+    "keep-runs-negative": ("log_keep_runs", "-3"),
+    "keep-runs-text": ("log_keep_runs", "all"),
     "email-without-at": ("author_email", "me at example.com"),
 }
 # Levels that contradict each other pass the choice lists but not the hook; the

@@ -30,6 +30,8 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "log_max_mb": "0.5",
         "log_backup_count": "3",
         "log_format": "json",
+        "log_layout": "per_run",
+        "log_keep_runs": "3",
     },
     # Only the overall level: the console and info.log follow it to WARNING.
     "quiet": {
@@ -46,6 +48,7 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "info_log_level": "ERROR",
         "error_log_level": "ERROR",
         "use_tqdm": "yes",
+        "log_layout": "per_run",
     },
     # With the values above, every combination of the three feature options.
     "json-rich-tqdm": {
@@ -90,6 +93,13 @@ class Baked:
     def log_dir(self) -> Path:
         return self.path / self.answers["log_dir"]
 
+    @property
+    def run_dir(self) -> Path:
+        """Where the last run's files are: its own directory, or the shared one."""
+        if self.answers["log_layout"] == "per_run":
+            return (self.log_dir / "latest").resolve()
+        return self.log_dir
+
     def levels_reaching(self, handler: str) -> list[str]:
         """Levels that pass both the overall threshold and the handler's own."""
         overall = LEVELS.index(self.answers["log_level"])
@@ -116,7 +126,7 @@ class Baked:
 
     def log_lines(self, name: str) -> list[dict[str, str]]:
         """Level and message of each record in a log file, whatever its format."""
-        path = self.log_dir / name
+        path = self.run_dir / name
         if "json" in self.options:
             return [json_record(line) for line in path.read_text("utf-8").splitlines()]
         return [match.groupdict() for match in log_lines(path)]
@@ -162,6 +172,7 @@ def test_expected_files_exist(baked: Baked) -> None:
         ".gitignore",
         ".pre-commit-config.yaml",
         "README.md",
+        f"lnav/{package}_log.json",
         "pyproject.toml",
         f"src/{package}/__init__.py",
         f"src/{package}/__main__.py",
@@ -174,14 +185,17 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"{infra}/context.py",
         f"{infra}/files.py",
         f"{infra}/redact.py",
+        f"{infra}/runs.py",
         f"{infra}/writer.py",
         f"src/{package}/py.typed",
         "tests/conftest.py",
         "tests/logfiles.py",
         "tests/test_config.py",
+        "tests/test_lnav.py",
         "tests/test_main.py",
         "tests/test_processes.py",
         "tests/test_redact.py",
+        "tests/test_runs.py",
     }
     # Modules and tests of options not chosen are not rendered.
     optional = {
@@ -230,6 +244,8 @@ def test_data_and_code_parse(baked: Baked) -> None:
     for path in baked.files:
         if path.suffix in {".yml", ".yaml"}:
             assert yaml.safe_load(path.read_text(encoding="utf-8")), path
+        if path.suffix == ".json":  # the lnav format
+            assert json.loads(path.read_text(encoding="utf-8")), path
         if path.suffix == ".py":
             ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
@@ -258,20 +274,21 @@ def test_main_script_logs_a_run(baked: Baked) -> None:
     assert {line["level"] for line in info} <= set(baked.levels_reaching("info"))
     if "INFO" in baked.levels_reaching("info"):
         messages = [line["message"] for line in info]
-        started = re.fullmatch(r"Run (\S+) started: \{'epochs': 2, .*\}", messages[0])
+        summary = r"Run (\S+) started: .* --epochs 2; args=\{\"epochs\": 2, .*"
+        started = re.fullmatch(summary, messages[0])
         assert started, messages[0]
-        assert messages[1] == f"Writing logs to {baked.log_dir}"
+        assert messages[1] == f"Writing logs to {baked.run_dir}"
         epochs = [m.split()[1] for m in messages if "valid_loss=" in m]
         assert epochs == ["1/2", "2/2"]
         assert re.fullmatch(rf"Run {started[1]} finished in [\d.]+s", messages[-2])
-        assert messages[-1] == f"Logs are in {baked.log_dir}"
+        assert messages[-1] == f"Logs are in {baked.run_dir}"
     assert baked.log_lines("error.log") == []
     console = result.stderr.splitlines()
     assert not any(map(DETAILED.fullmatch, console)), "console lines are minimal"
     assert not any(line.startswith("{") for line in console), "no JSON on the console"
     assert not ANSI.search(result.stderr), "piped output is plain text"
     if "INFO" in baked.levels_reaching("console"):
-        assert console[-1] == f"Logs are in {baked.log_dir}"
+        assert console[-1] == f"Logs are in {baked.run_dir}"
     else:
         assert console == []
 
@@ -303,7 +320,7 @@ def test_logs_are_ignored_by_git(baked: Baked) -> None:
     run("git", "init", "-q", cwd=baked.path)
 
     for name in ("info.log", "error.log"):
-        run("git", "check-ignore", "-q", baked.log_dir / name, cwd=baked.path)
+        run("git", "check-ignore", "-q", baked.run_dir / name, cwd=baked.path)
     status = run(
         "git", "status", "--porcelain", "--untracked-files=all", cwd=baked.path
     )
@@ -339,11 +356,13 @@ def test_no_secret_of_the_corpus_reaches_any_sink(baked: Baked) -> None:
     secrets = json.loads(result.stdout)
     assert len(secrets) >= 20
     sinks = {"console": result.stderr}
-    for path in baked.log_dir.iterdir():
-        sinks[path.name] = path.read_text(encoding="utf-8")
-    assert set(sinks) == {"console", "info.log", "error.log"}
+    for path in baked.run_dir.rglob("*"):
+        if path.is_file() and not path.name.startswith("."):  # not the marker
+            sinks[path.name] = path.read_text(encoding="utf-8")
+    [record] = set(sinks) - {"console", "info.log", "error.log"}
+    assert record.endswith(".json")  # the run record
     for sink, text in sinks.items():
-        assert text.count("***") >= 3 * len(secrets), sink
+        assert sink == record or text.count("***") >= 3 * len(secrets), sink
         leaked = [secret for secret in secrets if secret in text]
         assert leaked == [], f"{sink} shows {leaked}"
 

@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from {{ cookiecutter.package_name }} import config
 from {{ cookiecutter.package_name }}.logging_infra import writer
 
 SRC_DIR = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
+def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Undo setup_logging() so every test starts from an unconfigured process."""
+    # Tests read the files straight from the log directory they give; test_runs.py
+    # and test_main.py check run directories.
+    monkeypatch.setattr(config, "RUN_DIRS_KEPT", None)
     hooks = sys.excepthook, threading.excepthook
     sigterm = signal.getsignal(signal.SIGTERM)
     root = logging.getLogger()

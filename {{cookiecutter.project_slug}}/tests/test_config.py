@@ -225,8 +225,9 @@ def test_uncaught_exception_is_logged_with_its_traceback(
 ) -> None:
     result = run_python(
         "-c",
-        f"from {config.__name__} import setup_logging\n"
-        "setup_logging('out')\n"
+        f"import {config.__name__} as config\n"
+        "config.RUN_DIRS_KEPT = None  # the files straight in the log directory\n"
+        "config.setup_logging('out')\n"
         "raise ValueError('bad batch')\n",
     )
 
@@ -310,12 +311,12 @@ def test_log_files_and_directory_are_private(
     finally:
         os.umask(old_umask)
 
-    files = sorted(log_dir.iterdir())
+    files = sorted(path for path in log_dir.rglob("*") if path.is_file())
     assert {path.name for path in files} >= {"info.log", "info.log.1", "error.log"}
     assert {path.name: mode(path) for path in files} == {
         path.name: 0o600 for path in files
     }
-    assert mode(log_dir) == 0o700
+    assert mode(log_dir) == mode(log_dir / "runs") == 0o700  # runs: run records
 
 
 def test_chatty_libraries_are_quiet_below_warning(

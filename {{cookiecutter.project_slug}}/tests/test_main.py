@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Callable
@@ -34,6 +35,15 @@ def levels_in(path: Path) -> list[str]:
     return [record.level for record in logfiles.read(path)]
 
 
+def demo_logs(tmp_path: Path) -> Path:
+    """Where the demo run by run_demo() wrote its files."""
+{%- if cookiecutter.log_layout == "per_run" %}
+    return (tmp_path / "logs" / "latest").resolve()  # its own run directory
+{%- else %}
+    return tmp_path / "logs"
+{%- endif %}
+
+
 @pytest.fixture
 def run_demo(tmp_path: Path, run_python: RunPython) -> RunPython:
     """Run the entry point with its logs in tmp_path/logs and the console at INFO."""
@@ -52,15 +62,21 @@ def test_training_run_logs_to_console_and_files(
 
     assert result.returncode == 0, result.stderr
     console = result.stderr.splitlines()
-    run_id = re.fullmatch(r"Run (\S+) started: \{.*\}", console[0])
+    summary = r"Run (\S+) started: .* --epochs 3; args=\{.*\}; git "
+    run_id = re.match(summary, console[0])
     assert run_id, console[0]
-    assert console[1] == f"Writing logs to {tmp_path / 'logs'}"
+    logs = demo_logs(tmp_path)
+    assert console[1] == f"Writing logs to {logs}"
     epochs = [line.split()[1] for line in console if line.startswith("epoch ")]
     assert epochs == ["1/3", "2/3", "3/3"]
     assert re.fullmatch(rf"Run {run_id[1]} finished in \d+\.\d\ds", console[-2])
-    assert console[-1] == f"Logs are in {tmp_path / 'logs'}"
-    assert set(levels_in(tmp_path / "logs" / "info.log")) <= set(allowed_in("info"))
-    assert levels_in(tmp_path / "logs" / "error.log") == []
+    assert console[-1] == f"Logs are in {logs}"
+    assert set(levels_in(logs / "info.log")) <= set(allowed_in("info"))
+    assert levels_in(logs / "error.log") == []
+    record = json.loads(next(logs.rglob("*.json")).read_text(encoding="utf-8"))
+    assert record["run_id"] == run_id[1]
+    assert record["args"] == {"epochs": 3, "samples": 200, "lr": 0.005, "seed": 0}
+    assert (record["status"], record["exit_code"]) == ("finished", 0)
 
 
 def test_diverging_run_is_logged_as_an_error(
@@ -72,7 +88,9 @@ def test_diverging_run_is_logged_as_an_error(
     assert "Training diverged: validation loss" in result.stderr
     assert re.search(r"^Run \S+ failed after \d+\.\d\ds$", result.stderr, re.M)
     expected = ["ERROR", "ERROR"] if "ERROR" in allowed_in("error") else []
-    assert levels_in(tmp_path / "logs" / "error.log") == expected
+    assert levels_in(demo_logs(tmp_path) / "error.log") == expected
+    record = json.loads(next(demo_logs(tmp_path).rglob("*.json")).read_text("utf-8"))
+    assert (record["status"], record["exit_code"]) == ("failed", 1)
 
 
 def test_a_crash_still_logs_the_end_of_the_run(
@@ -94,6 +112,10 @@ def test_a_crash_still_logs_the_end_of_the_run(
     assert messages[0].startswith(f"Run {run_id} started: ")
     assert re.fullmatch(rf"Run {run_id} failed after \d+\.\d\ds", messages[-2])
     assert messages[-1] == f"Logs are in {tmp_path}"
+    record = json.loads((tmp_path / "runs" / f"{run_id}.json").read_text("utf-8"))
+    assert (record["status"], record["exit_code"]) == ("failed", 1)
+    assert record["error"] == "MemoryError: out of memory at step 3"
+    assert record["duration_s"] >= 0
 
 
 def test_bad_arguments_are_rejected_before_logging_starts(

@@ -120,6 +120,7 @@ SCRIPT = """
 import logging, os, sys
 from {{ cookiecutter.package_name }} import config
 config.LOGGING_CONFIG["handlers"]["info"]["backupCount"] = 1000  # keep every record
+config.RUN_DIRS_KEPT = None  # the files straight in the log directory
 config.setup_logging({log_dir!r})
 log = logging.getLogger("job")
 {body}

@@ -1,9 +1,8 @@
 """Paths and logging: the single home of the logging configuration.
 
-Read it top to bottom: the paths, the ``LOGGING_CONFIG`` dictionary (plain
-``dictConfig`` data), then ``setup_logging()``, which the entry point calls once.
-Nothing is configured at import time. The machinery behind it lives in
-``logging_infra/``: change this file, not that one.
+Read it top to bottom: the paths, ``LOGGING_CONFIG`` (plain ``dictConfig`` data),
+then ``setup_logging()``, which the entry point calls once; nothing is configured at
+import time. The machinery is in ``logging_infra/``: change this file, not that one.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .logging_infra import configure, writer
+from .logging_infra import configure, runs, writer
 from .logging_infra.context import RunContext
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without the slow import of typing
@@ -25,6 +24,13 @@ BASE_DIR = PACKAGE_DIR.parents[1]
 if not (BASE_DIR / "pyproject.toml").is_file():
     BASE_DIR = Path.cwd()
 LOGS_DIR = BASE_DIR / "{{ cookiecutter.log_dir }}"
+{%- if cookiecutter.log_layout == "per_run" %}
+# A directory per run, <log dir>/<run id>/; setup_logging() keeps the newest N.
+RUN_DIRS_KEPT: int | None = {{ cookiecutter.log_keep_runs | int }}  # None: all runs share the files
+{%- else %}
+# None: all runs append to the same files; N: a directory per run, the newest N kept.
+RUN_DIRS_KEPT: int | None = None
+{%- endif %}
 
 # Environment variables read by setup_logging().
 LOG_LEVEL_ENV = "{{ cookiecutter.package_name | upper }}_LOG_LEVEL"
@@ -131,9 +137,9 @@ def setup_logging(
 
     ``log_dir`` defaults to the LOG_DIR_ENV variable, then LOGS_DIR. ``level``
     defaults to the LOG_LEVEL_ENV variable; it sets the overall and console
-    thresholds, the files keep theirs. Returns the log directory, or None if it
-    cannot be written: logging then goes to the console only, with a warning.
-    Warnings and uncaught exceptions (any thread) are logged too.
+    thresholds, the files keep theirs. Returns this run's log directory, or None if
+    it cannot be written: logging then goes to the console only, with a warning.
+    Warnings and uncaught exceptions are logged too; rank 0 writes the run record.
     """
     return configure.setup(
         LOGGING_CONFIG,
@@ -142,6 +148,7 @@ def setup_logging(
         default_dir=LOGS_DIR,
         env=configure.EnvNames(LOG_LEVEL_ENV, LOG_DIR_ENV, RUN_ID_ENV),
         other_ranks_console_level=OTHER_RANKS_CONSOLE_LEVEL,
+        run_dirs_kept=RUN_DIRS_KEPT,
     )
 
 
@@ -150,13 +157,15 @@ def run_context() -> RunContext:
     return configure.run_context()
 
 
-def worker_logging() -> Callable[..., None]:
-    """Return an initializer that sends a worker process's logs to this process.
+def add_run_info(**fields: Any) -> None:
+    """Add fields to the run record (run.json), e.g. ``add_run_info(lr=0.01)``."""
+    runs.add_info(fields)
 
-    Pass it as ``ProcessPoolExecutor(initializer=...)``, ``Pool(initializer=...)``
-    or ``DataLoader(worker_init_fn=...)``. Forked workers do this by themselves;
-    workers started with ``spawn`` or ``forkserver`` need it.
-    """
+
+def worker_logging() -> Callable[..., None]:
+    """An initializer that sends a worker process's logs to this process: pass it
+    to ``ProcessPoolExecutor`` or ``Pool`` (``initializer=``), or ``DataLoader``
+    (``worker_init_fn=``); forked workers need none."""
     return writer.worker_initializer()
 
 

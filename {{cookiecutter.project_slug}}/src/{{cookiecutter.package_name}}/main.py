@@ -6,8 +6,9 @@ import argparse
 import logging
 import time
 
-from .config import run_context, setup_logging
+from .config import add_run_info, run_context, setup_logging
 from .data import make_dataset, split
+from .logging_infra import runs
 from .train import TrainingDiverged, train
 
 logger = logging.getLogger(__name__)
@@ -39,10 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    add_run_info(args=vars(args))  # in the run record and its summary line
     log_dir = setup_logging()
     run_id = run_context().run_id
     started = time.perf_counter()
-    logger.info("Run %s started: %s", run_id, vars(args))
+    logger.info(runs.summary())
     if log_dir is not None:
         logger.info("Writing logs to %s", log_dir)
 
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             logger.error("Run %s failed after %.2fs", run_id, seconds)
         if log_dir is not None:
             logger.info("Logs are in %s", log_dir)
+        runs.end(status)  # end time, status and exit code into the run record
     return status
 
 

@@ -10,6 +10,7 @@
 - ``json_format``: one JSON object per line
 {%- endif %}
 - ``redact``: masks secrets in every sink
+- ``runs``: run directories, ``latest``, retention and the run record (run.json)
 {%- if cookiecutter.log_format != "json" %}
 - ``text_format``: one line per record, nothing forged
 {%- endif %}

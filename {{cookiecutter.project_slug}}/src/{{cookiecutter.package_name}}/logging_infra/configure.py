@@ -2,8 +2,8 @@
 
 Reads the environment, points the file handlers into the log directory (or drops
 them when it cannot be written), applies the dictionary with ``dictConfig``,
-moves the slow handlers behind the background writer and logs warnings and
-uncaught exceptions.
+moves the slow handlers behind the background writer, logs warnings and
+uncaught exceptions, and starts the run record.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from . import context, redact, relay, writer
+from . import context, redact, relay, runs, writer
 from .files import DIR_MODE, FILE_MODE, OPEN_FLAGS
 
 # As typing.TYPE_CHECKING: importing typing would add a third to the start-up time.
@@ -55,6 +55,7 @@ def setup(
     default_dir: Path,
     env: EnvNames,
     other_ranks_console_level: str,
+    run_dirs_kept: int | None = None,
 ) -> Path | None:
     """Apply ``logging_config``: see ``config.setup_logging()``."""
     global _last_setup
@@ -67,6 +68,7 @@ def setup(
             default_dir=default_dir,
             env=env,
             other_ranks_console_level=other_ranks_console_level,
+            run_dirs_kept=run_dirs_kept,
         )
         return _setup(
             copy.deepcopy(logging_config),
@@ -75,6 +77,7 @@ def setup(
             default_dir,
             env,
             other_ranks_console_level,
+            run_dirs_kept,
         )
 
 
@@ -85,6 +88,7 @@ def _setup(
     default_dir: Path,
     env: EnvNames,
     other_ranks_console_level: str,
+    run_dirs_kept: int | None,
 ) -> Path | None:
     notes: list[str] = []  # logged once logging works
 
@@ -110,6 +114,10 @@ def _setup(
     writer.stop()  # a previous setup's writer must finish before its files close
     joined = _join(env.writer_address, run.rank, notes)
     try:
+        if run_dirs_kept is not None and joined is None:
+            directory = wanted = runs.run_directory(wanted, run, run_dirs_kept, notes)
+        elif run_dirs_kept is not None:  # the owner made it: only name it here
+            directory = wanted = wanted / run.run_id
         _open_log_files(config, wanted, run.rank, create=joined is None)
     except OSError as error:
         notes.append(
@@ -129,6 +137,10 @@ def _setup(
     threading.excepthook = _log_uncaught_thread_exception
     for note in notes:
         logger.warning(note)
+    per_run = run_dirs_kept is not None
+    path = directory and runs.record_path(directory, run, per_run)
+    owner = run.rank == 0 and joined is None  # joined processes are not the run
+    runs.start(path if owner else None, run, config, directory)
     return directory
 
 

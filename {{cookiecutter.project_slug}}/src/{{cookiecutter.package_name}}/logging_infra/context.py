@@ -59,7 +59,15 @@ def _run_id(environ: Mapping[str, str], run_id_variable: str) -> str:
         value = environ.get(name, "").strip()
         if value and value != "none":  # torchrun's placeholder when no id is given
             return value
-    return time.strftime("%Y%m%d-%H%M%S-") + os.urandom(3).hex()
+    return new_run_id()
+
+
+def new_run_id() -> str:
+    """An id such as 20261127-130248-713-a1b2c3: sorts by start time, to the
+    millisecond; the random part keeps jobs started in the same one apart."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return f"{stamp}-{int(now % 1 * 1000):03d}-{os.urandom(3).hex()}"
 
 
 def _host_name() -> str:
