@@ -174,6 +174,7 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"{infra}/context.py",
         f"{infra}/files.py",
         f"{infra}/redact.py",
+        f"{infra}/text_format.py",
         f"{infra}/writer.py",
         f"src/{package}/py.typed",
         "tests/conftest.py",
@@ -186,7 +187,6 @@ def test_expected_files_exist(baked: Baked) -> None:
     # Modules and tests of options not chosen are not rendered.
     optional = {
         f"{infra}/json_format.py": "json" in baked.options,
-        f"{infra}/text_format.py": "json" not in baked.options,
         "tests/test_json.py": "json" in baked.options,
         f"{infra}/console.py": bool({"rich", "tqdm"} & baked.options),
         "tests/test_console.py": bool({"rich", "tqdm"} & baked.options),

@@ -10,8 +10,6 @@
 - ``json_format``: one JSON object per line
 {%- endif %}
 - ``redact``: masks secrets in every sink
-{%- if cookiecutter.log_format != "json" %}
-- ``text_format``: one line per record, nothing forged
-{%- endif %}
+- ``text_format``: {{ "the console's" if cookiecutter.log_format == "json" else "one line per record," }} control characters escaped
 - ``writer``: the background writer, worker processes, exit and SIGTERM
 """

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from . import context, redact, writer
-from .files import DIR_MODE, FILE_MODE
+from .files import make_private_dirs, open_log_file
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 logger = logging.getLogger(__name__)
@@ -64,6 +64,9 @@ def setup(
             console["level"], other_ranks_console_level, key=LEVELS.index
         )
 
+    if closed := _without_stream(config):  # pythonw, or stderr closed with 2>&-
+        notes.append(f"No stream to write to: logging without {', '.join(closed)}")
+        _drop_handlers(config, closed)
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     directory: Path | None = wanted
     try:
@@ -73,7 +76,8 @@ def setup(
             f"Cannot write log files in {wanted} ({error.strerror or error}); "
             "logging to the console only"
         )
-        _drop_file_handlers(config)
+        files = [name for name, h in config["handlers"].items() if "filename" in h]
+        _drop_handlers(config, files)
         directory = None
 
     writer.stop()  # a previous setup's writer must finish before its files close
@@ -108,18 +112,32 @@ def _level_from_env(variable: str, notes: list[str]) -> str | None:
 
 def _open_log_files(config: dict[str, Any], directory: Path, rank: int) -> None:
     """Point file handlers into ``directory``; raise OSError if it is not writable."""
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    make_private_dirs(directory)
     for handler in config["handlers"].values():
         if "filename" in handler:
             path = directory / handler["filename"]
             if rank != 0:
                 path = path.with_suffix(f".rank{rank}{path.suffix}")
             handler["filename"] = str(path)
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))
+            try:
+                os.close(open_log_file(path))
+            except OSError as error:
+                if path.is_symlink():
+                    error.strerror = f"{path.name} is a symbolic link, never followed"
+                raise
 
 
-def _drop_file_handlers(config: dict[str, Any]) -> None:
-    names = [name for name, h in config["handlers"].items() if "filename" in h]
+def _without_stream(config: dict[str, Any]) -> list[str]:
+    """The handlers of a standard stream that is None."""
+    return [
+        name
+        for name, handler in config["handlers"].items()
+        if str(handler.get("stream")).startswith("ext://sys.")
+        and getattr(sys, handler["stream"].removeprefix("ext://sys."), None) is None
+    ]
+
+
+def _drop_handlers(config: dict[str, Any], names: list[str]) -> None:
     for name in names:
         del config["handlers"][name]
     for user in [config["root"], *config.get("loggers", {}).values()]:

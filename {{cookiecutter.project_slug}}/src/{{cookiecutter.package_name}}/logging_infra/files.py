@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
 from io import TextIOWrapper
+from pathlib import Path
 
 FILE_MODE = 0o600  # log files are readable by their owner only
 DIR_MODE = 0o700
+# Appending, and never through a symbolic link: one planted in the log directory
+# must not redirect the log into another file (O_NOFOLLOW is POSIX only).
+OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_log_file(path: str | os.PathLike[str]) -> int:
+    """Open ``path`` for appending, private if new; OSError if it is a link."""
+    return os.open(path, OPEN_FLAGS, FILE_MODE)
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, owner-only whatever the umask."""
+    missing = [p for p in (directory, *directory.parents) if not p.is_dir()]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made by another process
+            path.mkdir(DIR_MODE)
+            path.chmod(DIR_MODE)  # mkdir's mode is narrowed by the umask
 
 
 class LogFileHandler(logging.handlers.RotatingFileHandler):
@@ -38,9 +57,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         )
 
     def _open(self) -> TextIOWrapper:
-        fd = os.open(
-            self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE
-        )
+        fd = open_log_file(self.baseFilename)
         self.size = os.fstat(fd).st_size
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
