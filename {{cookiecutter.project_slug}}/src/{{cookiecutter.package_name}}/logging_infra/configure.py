@@ -20,9 +20,16 @@ from typing import Any, NamedTuple
 
 from . import context, redact, writer
 from .files import make_private_dirs, open_log_file
+from .text_format import ConsoleFormatter
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 logger = logging.getLogger(__name__)
+
+# Before setup(), Python's last resort handler prints warnings and above to
+# stderr: masked and escaped like the console's.
+if logging.lastResort is not None:
+    logging.lastResort.addFilter(redact.RedactFilter())
+    logging.lastResort.setFormatter(ConsoleFormatter())
 _run: context.RunContext | None = None  # set by setup()
 
 

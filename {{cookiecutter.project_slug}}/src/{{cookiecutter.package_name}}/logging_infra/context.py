@@ -57,7 +57,7 @@ def _whole_number(
         if _RANK.fullmatch(value):
             return int(value)
         shown = value if len(value) <= 40 else f"{value[:40]}..."
-        notes.append(f"{name}={shown!r} is not a whole number from 0 to 999999; using 0")
+        notes.append(f"{name}={shown!r} is not a whole number below 10**6; using 0")
         return 0
     return 0
 

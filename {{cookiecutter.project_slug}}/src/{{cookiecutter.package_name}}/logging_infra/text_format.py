@@ -60,7 +60,8 @@ class TextFormatter(logging.Formatter):
 
 
 def _indented(block: str) -> str:
-    return "".join(f"\n  {escape(line)}" for line in block.splitlines())
+    # Split at line feeds only: a message's "\r" in the traceback is escaped.
+    return "".join(f"\n  {escape(line)}" for line in block.split("\n"))
 
 
 class ConsoleFormatter(logging.Formatter):
