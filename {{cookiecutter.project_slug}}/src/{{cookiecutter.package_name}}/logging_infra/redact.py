@@ -69,7 +69,7 @@ _AUTHORIZATION = (
 )
 _BEARER = r"\s+([A-Za-z0-9._~+/=-]{8,})"
 # "pwd=..." is a password unless it is a path: the working directory.
-_NOT_A_PATH = r"""['"]?\s*[:=]\s*['"]?(?![/~.])([^\s'",;&}]+)"""
+_NOT_A_PATH = r"""['"]?\s*[:=]\s*['"]?(?![/~.]|[A-Za-z]:\\)([^\s'",;&}]+)"""
 # A command line's "--password VALUE", "--hf-token VALUE" ("--name=VALUE" is
 # covered above); "--max-tokens 512" is not one.
 _OPTION = (
@@ -214,18 +214,20 @@ _FORMATTER = logging.Formatter()
 
 
 def mask_arguments(record: logging.LogRecord) -> None:
-    """Mask a record's message and arguments, which do not fit together: as text,
-    for ``Handler.handleError()``, which prints both to stderr."""
-    message = record.msg
-    record.msg = redact(message if isinstance(message, str) else _repr(message))
+    """Mask a record's message and arguments, which do not fit together, for
+    ``Handler.handleError()``, which prints both to stderr: strings masked, other
+    values replaced by their masked repr()."""
+    record.msg = _masked(record.msg)
     if isinstance(record.args, Mapping):
-        record.args = {key: redact(_repr(value)) for key, value in record.args.items()}
+        record.args = {key: _masked(value) for key, value in record.args.items()}
     elif record.args:
-        record.args = tuple(redact(_repr(value)) for value in record.args)
+        record.args = tuple(_masked(value) for value in record.args)
 
 
-def _repr(value: object) -> str:
+def _masked(value: object) -> str:
+    if isinstance(value, str):
+        return redact(value)
     try:
-        return repr(value)
-    except Exception:
+        return redact(repr(value))
+    except Exception:  # a broken __repr__
         return f"<{type(value).__name__} object>"
