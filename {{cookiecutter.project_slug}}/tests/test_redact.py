@@ -214,18 +214,24 @@ def test_arguments_that_do_not_fit_are_reported_masked(
 
 
 def test_records_logged_before_setup_are_masked(tmp_path: Path) -> None:
+    # The texts come from the environment: the error report shows the source line.
     code = (
-        "import logging\n"
+        "import logging, os\n"
         "import {{ cookiecutter.package_name }}.config\n"
-        "logging.getLogger('early').warning('token=q1w2e3r4t5y6')\n"
-        "logging.getLogger('early').warning('%d', 'password=hunter2hunter2')\n"
+        "logging.getLogger('early').warning(os.environ['TEXT'])\n"
+        "logging.getLogger('early').warning('%d', os.environ['ARGUMENT'])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])},
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(config.__file__).parents[1]),
+            "TEXT": "token=q1w2e3r4t5y6",
+            "ARGUMENT": "password=hunter2hunter2",
+        },
     )
 
     assert "token=***" in result.stderr
