@@ -12,9 +12,7 @@ ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 def unused_files(answers: dict) -> list[Path]:
     infra = Path("src", answers["package_name"], "logging_infra")
     unused = []
-    if answers["log_format"] == "json":
-        unused += [infra / "text_format.py"]
-    else:
+    if answers["log_format"] != "json":
         unused += [infra / "json_format.py", Path("tests", "test_json.py")]
     if answers["console_style"] == "plain" and not answers["use_tqdm"]:
         unused += [infra / "console.py", Path("tests", "test_console.py")]

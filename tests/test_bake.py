@@ -186,6 +186,7 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"{infra}/files.py",
         f"{infra}/redact.py",
         f"{infra}/runs.py",
+        f"{infra}/text_format.py",
         f"{infra}/writer.py",
         f"src/{package}/py.typed",
         "tests/conftest.py",
@@ -200,7 +201,6 @@ def test_expected_files_exist(baked: Baked) -> None:
     # Modules and tests of options not chosen are not rendered.
     optional = {
         f"{infra}/json_format.py": "json" in baked.options,
-        f"{infra}/text_format.py": "json" not in baked.options,
         "tests/test_json.py": "json" in baked.options,
         f"{infra}/console.py": bool({"rich", "tqdm"} & baked.options),
         "tests/test_console.py": bool({"rich", "tqdm"} & baked.options),

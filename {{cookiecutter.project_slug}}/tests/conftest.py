@@ -43,7 +43,10 @@ def run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]
     """Run Python code or ``-m`` arguments in a fresh interpreter inside tmp_path."""
 
     def run(
-        *args: str, env: dict[str, str] | None = None, timeout: float = 60
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+        stderr_closed: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         environ = {**os.environ, **(env or {})}
         environ["PYTHONPATH"] = os.pathsep.join(
@@ -53,7 +56,10 @@ def run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]
             [sys.executable, *args],
             cwd=tmp_path,
             env=environ,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            # As under pythonw, or after 2>&-: Python sets sys.stderr to None.
+            stderr=subprocess.PIPE if not stderr_closed else None,
+            preexec_fn=(lambda: os.close(2)) if stderr_closed else None,
             text=True,
             timeout=timeout,
         )

@@ -37,8 +37,8 @@ class Terminal(io.StringIO):
 
 
 def text_of(output: str) -> str:
-    """Output without its colours and styles."""
-    return re.sub(r"\x1b\[[0-9;]*m", "", output)
+    """Output without its colours, styles and links to source files."""
+    return re.sub(r"\x1b\[[0-9;]*m|\x1b\]8;[^\x1b]*\x1b\\", "", output)
 {%- endif %}
 
 
@@ -68,6 +68,22 @@ def test_a_terminal_gets_rich_output_with_markup_left_alone() -> None:
     assert not handler.rich_tracebacks
     assert "\x1b[" in stream.getvalue()  # styled
     assert "WARNING  [bold]as is[/bold]" in text_of(stream.getvalue())
+
+
+def test_a_terminal_gets_no_control_character_of_a_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    config.setup_logging(tmp_path)
+    logging.getLogger("x").critical("a\rb\x08 \x1b]0;title\x07 \x1b[2J \x9b \u202eexe")
+    config.flush_logs()
+
+    shown = text_of(terminal.getvalue())  # Rich's own styles removed
+    assert not {c for c in shown if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0} - {"\n"}
+    assert "\u202e" not in shown
+    escaped = ("a\\rb\\x08", "\\x1b]0;title\\x07", "\\x1b[2J", "\\x9b", "\\u202eexe")
+    assert [text for text in escaped if text not in shown] == []
 
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]

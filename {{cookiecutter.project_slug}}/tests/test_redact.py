@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,9 @@ ENVIRONMENT = {
     "DB_PASSWORD": "correct horse battery staple",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     "my_service_token": "tok!en-value-42",
+    "MYSQL_PWD": "mysql-pwd-9f8e",
+    "LDAP_PASSWD": "ldap-passwd-7d6c",
+    "PROXY_AUTH": "user:pr0xy/p@ss",
 }
 # (text as it may be logged, the secret in it)
 CORPUS = [
@@ -69,17 +75,39 @@ CORPUS = [
         "MIIEowIBAAKCAQEAx9",
     ),
     ("s3://bucket/x?X-Amz-Signature=f00dbabe1234&X-Amz-Expires=60", "f00dbabe1234"),
+    ("argv: train.py --password hunter2hunter2 --epochs 3", "hunter2hunter2"),
+    ("argv: train.py --hf-token 'tok-from-cli-1' --epochs 3", "tok-from-cli-1"),
+    ("argv: deploy --api-key ak-0987654321 --region eu", "ak-0987654321"),
+    ("{'apiKey': 'camel-api-key-1'}", "camel-api-key-1"),
+    ("secretKey=camel-secret-2", "camel-secret-2"),
+    ('{"privateKey": "camel-private-3"}', "camel-private-3"),
+    ("passphrase: 'phrase-6-long'", "phrase-6-long"),
+    ("mysql --pwd=sqlpw-4 --user=root", "sqlpw-4"),
+    ("{'auth': 'basic-auth-5'}", "basic-auth-5"),
+    ("db: pwd=mysql-pwd-9f8e", ENVIRONMENT["MYSQL_PWD"]),
+    ("bind with ldap-passwd-7d6c", ENVIRONMENT["LDAP_PASSWD"]),
+    ("GET https://proxy/?auth=user%3Apr0xy%2Fp%40ss", "pr0xy%2Fp%40ss"),
 ]
-ORDINARY = [
-    "epoch 3/10 valid_loss=0.1234 max_tokens=512 tokenizer=bert-base",
-    "task-0123456789abcdefghijklmnop finished",
-    "basic training loop: 100000 samples, key order kept",
-    "see https://example.com/docs?page=2",
-]
+# Log lines of ordinary training runs: epochs, paths, model ids, URLs, authors,
+# arguments, hashes. None may change.
+ORDINARY = (
+    (Path(__file__).parent / "ordinary_log_lines.txt")
+    .read_text(encoding="utf-8")
+    .splitlines()
+)
+# An ordinary environment: the working directory, an author, an agent socket.
+ORDINARY_ENVIRONMENT = {
+    **ENVIRONMENT,
+    "PWD": "/home/ml/runs/exp-042/checkpoint-1500",
+    "OLDPWD": "/data/shards",
+    "GIT_AUTHOR_NAME": "Jane Doe",
+    "XAUTHORITY": "/run/user/1000/gdm/Xauthority",
+}
 
 
-def test_the_corpus_is_large_enough() -> None:
+def test_the_corpora_are_large_enough() -> None:
     assert len(CORPUS) >= 20
+    assert len(ORDINARY) >= 250
 
 
 @pytest.mark.parametrize(("text", "secret"), CORPUS)
@@ -91,9 +119,10 @@ def test_secret_is_masked(text: str, secret: str) -> None:
     assert redaction.MASK in masked
 
 
-@pytest.mark.parametrize("text", ORDINARY)
-def test_ordinary_text_is_left_alone(text: str) -> None:
-    assert redaction.Redactor(redaction.secrets_in(ENVIRONMENT))(text) == text
+def test_ordinary_log_lines_are_left_alone() -> None:
+    redact = redaction.Redactor(redaction.secrets_in(ORDINARY_ENVIRONMENT))
+
+    assert [line for line in ORDINARY if redact(line) != line] == []
 
 
 def test_only_long_values_of_secret_looking_variables_count() -> None:
@@ -104,6 +133,25 @@ def test_only_long_values_of_secret_looking_variables_count() -> None:
         "HOME": "/home/someone",
     }
     assert redaction.secrets_in(environ) == ["hf_value_with_spaces_around"]
+
+
+def test_working_directories_and_authors_are_not_secrets() -> None:
+    environ = {
+        "PWD": "/home/someone/project",
+        "OLDPWD": "/home/someone",
+        "GIT_AUTHOR_NAME": "Jane Doe",
+        "XAUTHORITY": "/home/someone/.Xauthority",
+        "DB_PWD": "db-pwd-value",
+        "GITHUB_AUTH": "auth-value",
+    }
+    assert redaction.secrets_in(environ) == ["db-pwd-value", "auth-value"]
+
+
+def test_secrets_are_masked_also_percent_encoded() -> None:
+    redact = redaction.Redactor(redaction.secrets_in({"DB_PASSWORD": "p@ss/w0rd"}))
+
+    assert redact("postgres://u:p%40ss%2Fw0rd@db/x") == "postgres://u:***@db/x"
+    assert redact("form: p%40ss%2Fw0rd") == "form: ***"
 
 
 @pytest.fixture
@@ -145,3 +193,61 @@ def test_no_secret_reaches_any_sink(
         assert written.count(redaction.MASK) >= len(CORPUS), sink
         leaked = [secret for _, secret in CORPUS if secret in written]
         assert leaked == [], f"{sink} shows {leaked}"
+
+
+@pytest.mark.usefixtures("everything_logged")
+@pytest.mark.parametrize("level", [logging.ERROR, logging.CRITICAL])
+def test_arguments_that_do_not_fit_are_reported_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], level: int
+) -> None:
+    # The standard handleError() prints a record's arguments to stderr (and the
+    # call stack, so the secrets are not written in the calling line here).
+    config.setup_logging(tmp_path)
+    secrets = [text for text, _ in CORPUS[:3]]
+    log.log(level, "connecting %s", *secrets)
+    log.log(level, "%d retries", secrets[0])
+    config.flush_logs()
+
+    stderr = capsys.readouterr().err
+    assert "Arguments: ('wandb key ***'," in stderr  # reported, as by the stdlib
+    assert [secret for _, secret in CORPUS[:3] if secret in stderr] == []
+
+
+def test_records_logged_before_setup_are_masked(tmp_path: Path) -> None:
+    # The texts come from the environment: the error report shows the source line.
+    code = (
+        "import logging, os\n"
+        "import {{ cookiecutter.package_name }}.config\n"
+        "logging.getLogger('early').warning(os.environ['TEXT'])\n"
+        "logging.getLogger('early').warning('%d', os.environ['ARGUMENT'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(Path(config.__file__).parents[1]),
+            "TEXT": "token=q1w2e3r4t5y6",
+            "ARGUMENT": "password=hunter2hunter2",
+        },
+    )
+
+    assert "token=***" in result.stderr
+    assert "q1w2e3r4t5y6" not in result.stderr
+    assert "hunter2hunter2" not in result.stderr
+{%- if cookiecutter.log_format == "json" %}
+
+
+def test_key_shapes_are_masked_in_logger_names_and_extra(tmp_path: Path) -> None:
+    config.setup_logging(tmp_path)
+    key = "hf_abcdefghijklmnopqrstuvwxyzABCDEFGH"
+    logging.getLogger(f"client.{key}").critical("hello", extra={"tokens": [key]})
+    config.flush_logs()
+
+    written = (tmp_path / "error.log").read_text(encoding="utf-8")
+    assert '"logger": "client.hf_***"' in written
+    assert '"tokens": ["hf_***"]' in written
+    assert "abcdefghij" not in written
+{%- endif %}

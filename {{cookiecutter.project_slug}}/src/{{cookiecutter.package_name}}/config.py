@@ -47,13 +47,14 @@ LOGGING_CONFIG: dict[str, Any] = {
     # Keep loggers that modules created with getLogger(__name__) at import time.
     "disable_existing_loggers": False,
     "formatters": {
-        "minimal": {"format": "%(message)s"},
+        # The message alone, control characters escaped: it cannot drive a terminal.
+        "minimal": {"class": f"{INFRA}.text_format.ConsoleFormatter"},
 {%- if cookiecutter.log_format == "json" %}
         # One JSON object per line, with ``extra`` fields as keys of their own.
         "detailed": {"()": f"{INFRA}.json_format.JsonFormatter"},
 {%- else %}
         "detailed": {
-            # One line per record: line breaks in messages are escaped.
+            # One line per record: line breaks and control characters escaped.
             "class": f"{INFRA}.text_format.TextFormatter",
             "format": (
                 "%(levelname)s %(asctime)s run=%(run_id)s rank=%(rank)s "

@@ -10,9 +10,8 @@
 - ``json_format``: one JSON object per line
 {%- endif %}
 - ``redact``: masks secrets in every sink
+- ``relay``: how every process of a run reaches the one that writes the files
 - ``runs``: run directories, ``latest``, retention and the run record (run.json)
-{%- if cookiecutter.log_format != "json" %}
-- ``text_format``: one line per record, nothing forged
-{%- endif %}
+- ``text_format``: {{ "the console's" if cookiecutter.log_format == "json" else "one line per record," }} control characters escaped
 - ``writer``: the background writer, worker processes, exit and SIGTERM
 """

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import context, redact, relay, runs, writer
-from .files import DIR_MODE, FILE_MODE, OPEN_FLAGS
+from .files import make_private_dirs, open_log_file
+from .text_format import ConsoleFormatter
 
 # As typing.TYPE_CHECKING: importing typing would add a third to the start-up time.
 TYPE_CHECKING = False
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 logger = logging.getLogger(__name__)
+
+# Before setup(), Python's last resort handler prints warnings and above to
+# stderr: masked and escaped like the console's.
+if logging.lastResort is not None:
+    logging.lastResort.addFilter(redact.RedactFilter())
+    logging.lastResort.setFormatter(ConsoleFormatter())
 _run: context.RunContext | None = None  # set by setup()
 _last_setup: Callable[[], Path | None] | None = None
 _lock = threading.RLock()  # one setup at a time, whichever threads call it
@@ -109,6 +116,9 @@ def _setup(
             console["level"], other_ranks_console_level, key=LEVELS.index
         )
 
+    if closed := _without_stream(config):  # pythonw, or stderr closed with 2>&-
+        notes.append(f"No stream to write to: logging without {', '.join(closed)}")
+        _drop_handlers(config, closed)
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     directory: Path | None = wanted
     writer.stop()  # a previous setup's writer must finish before its files close
@@ -124,7 +134,8 @@ def _setup(
             f"Cannot write log files in {wanted} ({error.strerror or error}); "
             "logging to the console only"
         )
-        _drop_file_handlers(config)
+        files = [name for name, h in config["handlers"].items() if "filename" in h]
+        _drop_handlers(config, files)
         directory = None
 
     if joined is None:  # this process writes: those it starts use the same run id
@@ -193,21 +204,35 @@ def _open_log_files(
     Without ``create`` the handlers only format: another process writes.
     """
     if create:
-        directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        make_private_dirs(directory)
     for handler in config["handlers"].values():
         if "filename" in handler:
             path = directory / handler["filename"]
             if rank != 0:
                 path = path.with_suffix(f".rank{rank}{path.suffix}")
             handler["filename"] = str(path)
-            if create:
-                os.close(os.open(path, OPEN_FLAGS, FILE_MODE))
-            else:
+            if not create:
                 handler["delay"] = True
+                continue
+            try:
+                os.close(open_log_file(path))
+            except OSError as error:
+                if path.is_symlink():
+                    error.strerror = f"{path.name} is a symbolic link, never followed"
+                raise
 
 
-def _drop_file_handlers(config: dict[str, Any]) -> None:
-    names = [name for name, h in config["handlers"].items() if "filename" in h]
+def _without_stream(config: dict[str, Any]) -> list[str]:
+    """The handlers of a standard stream that is None."""
+    return [
+        name
+        for name, handler in config["handlers"].items()
+        if str(handler.get("stream")).startswith("ext://sys.")
+        and getattr(sys, handler["stream"].removeprefix("ext://sys."), None) is None
+    ]
+
+
+def _drop_handlers(config: dict[str, Any], names: list[str]) -> None:
     for name in names:
         del config["handlers"][name]
     for user in [config["root"], *config.get("loggers", {}).values()]:

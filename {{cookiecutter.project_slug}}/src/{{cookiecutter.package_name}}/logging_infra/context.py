@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 
@@ -12,6 +13,12 @@ RANK_VARIABLES = ("RANK", "SLURM_PROCID")
 WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "SLURM_NTASKS")
 # Shared by every process of one job, so that all ranks log the same run id.
 JOB_ID_VARIABLES = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")
+# ASCII digits only ("²" is a digit to str.isdigit(), not to int()), and few:
+# int() of thousands of digits is slow, or refused.
+_RANK = re.compile("[0-9]{1,6}")
+# A run id goes into every line: no space, no control character, no line break.
+_UNSAFE = re.compile(r"[^\w.:@+-]", re.ASCII)
+MAX_RUN_ID = 128
 
 
 class RunContext:
@@ -33,7 +40,7 @@ def detect(
     rank = _whole_number(environ, RANK_VARIABLES, notes)
     world_size = max(_whole_number(environ, WORLD_SIZE_VARIABLES, notes), rank + 1)
     return RunContext(
-        run_id=_run_id(environ, run_id_variable),
+        run_id=_run_id(environ, run_id_variable, notes),
         rank=rank,
         world_size=world_size,
         host=_host_name(),
@@ -47,18 +54,23 @@ def _whole_number(
         value = environ.get(name, "").strip()
         if not value:
             continue
-        if value.isdigit():
+        if _RANK.fullmatch(value):
             return int(value)
-        notes.append(f"{name}={value!r} is not a whole number >= 0; using 0")
+        shown = value if len(value) <= 40 else f"{value[:40]}..."
+        notes.append(f"{name}={shown!r} is not a whole number below 10**6; using 0")
         return 0
     return 0
 
 
-def _run_id(environ: Mapping[str, str], run_id_variable: str) -> str:
+def _run_id(environ: Mapping[str, str], run_id_variable: str, notes: list[str]) -> str:
     for name in (run_id_variable, *JOB_ID_VARIABLES):
         value = environ.get(name, "").strip()
         if value and value != "none":  # torchrun's placeholder when no id is given
-            return value
+            # Made safe the same way on every rank, so the ranks still agree.
+            safe = _UNSAFE.sub("_", value)[:MAX_RUN_ID]
+            if safe != value:
+                notes.append(f"{name}={value[:80]!r} is not a plain word; using {safe}")
+            return safe
     return new_run_id()
 
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import errno
 import logging
 import logging.handlers
 import os
 import sys
 import time
+from pathlib import Path
 
 FILE_MODE = 0o600  # log files are readable by their owner only
 DIR_MODE = 0o700
-# Flags of every log file: append, create private, never through a symlink.
+# Appending, and never through a symbolic link: one planted in the log directory
+# must not redirect the log into another file (O_NOFOLLOW is POSIX only). Read
+# too, only to check that the file ends with a whole line.
 OPEN_FLAGS = (
-    os.O_WRONLY
+    os.O_RDWR
     | os.O_CREAT
     | os.O_APPEND
     | getattr(os, "O_NOFOLLOW", 0)
@@ -22,6 +26,20 @@ OPEN_FLAGS = (
 )
 RETRY_SECONDS = 1.0  # a failing file is tried again at most this often
 CHECK_SECONDS = 1.0  # how often a file is checked to still be where it was
+
+
+def open_log_file(path: str | os.PathLike[str]) -> int:
+    """Open ``path`` for appending, private if new; OSError if it is a link."""
+    return os.open(path, OPEN_FLAGS, FILE_MODE)
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, owner-only whatever the umask."""
+    missing = [p for p in (directory, *directory.parents) if not p.is_dir()]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made by another process
+            path.mkdir(DIR_MODE)
+            path.chmod(DIR_MODE)  # mkdir's mode is narrowed by the umask
 
 
 class AppendFile:
@@ -108,10 +126,10 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             self.stream = self._open()  # fails here, not on the first record
 
     def _open(self) -> AppendFile:  # type: ignore[override]
-        directory = os.path.dirname(self.baseFilename)
-        if not os.path.isdir(directory):  # deleted while the program ran
-            os.makedirs(directory, DIR_MODE, exist_ok=True)
-        fd = os.open(self.baseFilename, OPEN_FLAGS, FILE_MODE)
+        directory = Path(self.baseFilename).parent
+        if not directory.is_dir():  # deleted while the program ran
+            make_private_dirs(directory)
+        fd = open_log_file(self.baseFilename)
         stat = os.fstat(fd)
         self.identity, self.size = (stat.st_dev, stat.st_ino), stat.st_size
         stream = AppendFile(fd, self.encoding or "utf-8", self.errors or "strict")

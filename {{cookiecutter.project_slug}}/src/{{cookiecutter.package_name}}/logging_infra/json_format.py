@@ -8,9 +8,11 @@ template, this formatter about 1.1x, against a target of 1.15x.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import re
 import time
 
 from .redact import redact
@@ -35,6 +37,11 @@ _MAX_DEPTH = 8  # deeper containers in an extra value are written with repr()
 # ASCII only: no character of a message can break the line or its encoding.
 # Extra values are made JSON-ready first; repr() is the last resort for the rest.
 _encode = json.JSONEncoder(ensure_ascii=True, default=repr).encode
+# int() refuses to write more than 4,300 digits: bigger ones are written in hex.
+_MAX_INT_BITS = 14_000
+# Escapes in order, so that "\\" is never taken for the start of another one:
+# a surrogate pair, a lone surrogate (which jq rejects), or anything else.
+_ESCAPE = re.compile(r"\\(?:ud[89ab]..\\ud[c-f]..|(ud[89a-f]..)|.)")
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,12 +55,13 @@ class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
         self._second: tuple[int, str] = (-1, "")  # the last second formatted
+        self._names: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, object] = {
             "time": self._time(record),
             "severity": record.levelname,
-            "logger": record.name,
+            "logger": self._logger_name(record.name),
             "message": record.getMessage(),
             "file": record.filename,
             "line": record.lineno,
@@ -67,16 +75,29 @@ class JsonFormatter(logging.Formatter):
         if not _STANDARD.issuperset(attributes):
             for key, value in attributes.items():
                 if key not in _STANDARD:
-                    while key in RESERVED or key in fields:
-                        key = f"extra_{key}"
-                    fields[key] = self._jsonable(value)
+                    name = key if isinstance(key, str) else _key(key)
+                    while name in RESERVED or name in fields:
+                        name = f"extra_{name}"
+                    fields[name] = self._jsonable(value)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             fields["exception"] = record.exc_text
         if record.stack_info:
             fields["stack"] = self.formatStack(record.stack_info)
-        return _encode(fields)
+        line = _encode(fields)
+        if "\\ud" in line:  # rare: characters outside the BMP, or near its end
+            line = _ESCAPE.sub(_lone_surrogate_as_text, line)
+        return line
+
+    def _logger_name(self, name: str) -> str:
+        """The name, masked like messages are (once per name and set of secrets)."""
+        key = (name, redact.secrets)
+        if (masked := self._names.get(key)) is None:
+            if len(self._names) > 1000:  # names made up per record, say
+                self._names.clear()
+            masked = self._names[key] = redact(name)
+        return masked
 
     def _time(self, record: logging.LogRecord) -> str:
         """ISO 8601 in UTC with milliseconds: 2026-11-27T13:02:48.713Z."""
@@ -90,16 +111,46 @@ class JsonFormatter(logging.Formatter):
     def _jsonable(self, value: object, depth: int = 0) -> object:
         if isinstance(value, str):
             return redact(value)
+        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+            return hex(value)
         if value is None or isinstance(value, (bool, int)):
             return value
         if isinstance(value, float):
             return value if math.isfinite(value) else repr(value)  # JSON has no NaN
         if depth < _MAX_DEPTH and isinstance(value, dict):
-            return {str(k): self._jsonable(v, depth + 1) for k, v in value.items()}
+            return self._jsonable_dict(value, depth)
         if depth < _MAX_DEPTH and isinstance(value, (list, tuple)):
             return [self._jsonable(item, depth + 1) for item in value]
-        try:
-            text = repr(value)
-        except Exception as error:  # a broken __repr__ must not lose the record
-            text = f"<{type(value).__name__} object: repr() failed: {error!r}>"
-        return redact(text)
+        return redact(_repr(value))
+
+    def _jsonable_dict(self, value: dict[object, object], depth: int) -> object:
+        """JSON keys are strings: {1: "a", "1": "b"} keeps both, as "1" and "'1'"."""
+        result: dict[str, object] = {}
+        for key, item in value.items():
+            name = key if isinstance(key, str) else _key(key)
+            if name in result:
+                name = _repr(key)
+                while name in result:
+                    name += "'"
+            result[name] = self._jsonable(item, depth + 1)
+        return result
+
+
+def _key(key: object) -> str:
+    """A key as json writes it ({1: ...} as "1", None as "null"), else its repr()."""
+    if key is None or isinstance(key, (int, float)):
+        with contextlib.suppress(ValueError):  # an int of over 4,300 digits
+            return _encode(key)
+    return _repr(key)
+
+
+def _repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception as error:  # a broken __repr__ must not lose the record
+        return f"<{type(value).__name__} object: repr() failed: {error!r}>"
+
+
+def _lone_surrogate_as_text(match: re.Match[str]) -> str:
+    # "\\udcff": the six characters \udcff, as the text files write it.
+    return "\\" + match[0] if match[1] else match[0]

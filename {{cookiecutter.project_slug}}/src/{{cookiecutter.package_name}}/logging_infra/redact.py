@@ -16,8 +16,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 MASK = "***"
-# Environment variables whose names contain one of these hold secrets.
-SECRET_VARIABLE_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+# Environment variables whose names contain one of these hold secrets; AUTH but
+# not AUTHOR (GIT_AUTHOR_NAME), and not the working directories PWD and OLDPWD.
+SECRET_VARIABLE = re.compile(
+    "KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|PWD|CREDENTIAL|AUTH(?!OR)"
+)
+NOT_SECRET_VARIABLES = ("PWD", "OLDPWD")
 # Shorter values, and numbers (MAX_TOKENS=100000), are too likely to be ordinary
 # words or figures to mask wherever they appear, and too short to be real secrets.
 MIN_SECRET_LENGTH = 6
@@ -55,6 +59,8 @@ SECRET_NAMES = (
     "credentials",
     "signature",
     "sig",
+    "passphrase",
+    "auth",  # "author=" and "authority:" are not "auth" and a separator
 )
 _VALUE = r"""['"]?\s*[:=]\s*['"]?([^\s'",;&}]+)"""
 # An Authorization header's value may start with its scheme.
@@ -62,10 +68,23 @@ _AUTHORIZATION = (
     r"""['"]?\s*[:=]\s*['"]?(?:(?i:bearer|basic|token|digest)\s+)?([^\s'",;&}]+)"""
 )
 _BEARER = r"\s+([A-Za-z0-9._~+/=-]{8,})"
+# "pwd=..." is a password unless it is a path: the working directory.
+_NOT_A_PATH = r"""['"]?\s*[:=]\s*['"]?(?![/~.]|[A-Za-z]:\\)([^\s'",;&}]+)"""
+# A command line's "--password VALUE", "--hf-token VALUE" ("--name=VALUE" is
+# covered above); "--max-tokens 512" is not one.
+_OPTION = (
+    r"(?:[\w-]*[_-])?(?i:token|secret|password|passwd|passphrase|auth"
+    r"|api[_-]?key|secret[_-]key|access[_-]key|private[_-]key|credentials?)"
+    r"""\s+['"]?([^\s'"]+)"""
+)
 
 
 def _cases(word: str) -> list[str]:
-    return list(dict.fromkeys((word, word.upper(), word.title(), word.capitalize())))
+    """The word in lower, upper, title and camel case: api_key, API_KEY, apiKey..."""
+    head, *rest = word.split("_")
+    camel = head + "".join(part.capitalize() for part in rest)
+    cases = (word, word.upper(), word.title(), word.capitalize(), camel)
+    return list(dict.fromkeys(cases))
 
 
 # (literal, rest, whole word): what follows the literal holds one group, the
@@ -75,7 +94,9 @@ PATTERNS = (
     *((name, _VALUE, False) for word in SECRET_NAMES for name in _cases(word)),
     *((name, _AUTHORIZATION, False) for name in _cases("authorization")),
     *((name, _BEARER, False) for name in _cases("bearer")),
+    *((name, _NOT_A_PATH, False) for name in _cases("pwd")),
     ("://", r"[^\s/?#@:]*:([^\s/?#@]+)@", False),  # scheme://user:password@host
+    ("--", _OPTION, False),
 )
 # Characters from the rarest in log messages to the most common (roughly).
 _BY_RARITY = "zqxjkJKQXZwWvVyYfFbBgGpPmMuUcCdDhHlLrRsSnNiIoOaAtTeE-_:/. "
@@ -114,17 +135,20 @@ def _mask(match: re.Match[str]) -> str:
 
 
 def secrets_in(environ: Mapping[str, str]) -> list[str]:
-    """Values of the variables whose names look secret (HF_TOKEN, DB_PASSWORD, ...)."""
+    """Values of the variables whose names look secret (HF_TOKEN, DB_PASSWORD, ...),
+    also as they are written in URLs (percent-encoded)."""
+    from urllib.parse import quote, quote_plus  # at setup only: slow to import
+
     values = {
         value.strip()
         for name, value in environ.items()
-        if any(word in name.upper() for word in SECRET_VARIABLE_WORDS)
+        if SECRET_VARIABLE.search(name.upper())
+        and name.upper() not in NOT_SECRET_VARIABLES
     }
-    return sorted(
-        (v for v in values if len(v) >= MIN_SECRET_LENGTH and not v.isdigit()),
-        key=len,
-        reverse=True,  # the longest first, in case one contains another
-    )
+    values = {v for v in values if len(v) >= MIN_SECRET_LENGTH and not v.isdigit()}
+    values |= {encode(v, safe="") for v in values for encode in (quote, quote_plus)}
+    # The longest first, in case one contains another.
+    return sorted(values, key=len, reverse=True)
 
 
 class Redactor:
@@ -167,7 +191,8 @@ class RedactFilter(logging.Filter):
             return True
         try:
             message = record.getMessage()
-        except Exception:  # arguments that do not fit: the handler reports it
+        except Exception:  # arguments that do not fit: the handler reports it,
+            mask_arguments(record)  # and prints them
             return True
         # Merged, so that no handler formats the arguments again, and so that
         # self.last holds text rather than the objects the arguments were.
@@ -186,3 +211,23 @@ class RedactFilter(logging.Filter):
 
 
 _FORMATTER = logging.Formatter()
+
+
+def mask_arguments(record: logging.LogRecord) -> None:
+    """Mask a record's message and arguments, which do not fit together, for
+    ``Handler.handleError()``, which prints both to stderr: strings masked, other
+    values replaced by their masked repr()."""
+    record.msg = _masked(record.msg)
+    if isinstance(record.args, Mapping):
+        record.args = {key: _masked(value) for key, value in record.args.items()}
+    elif record.args:
+        record.args = tuple(_masked(value) for value in record.args)
+
+
+def _masked(value: object) -> str:
+    if isinstance(value, str):
+        return redact(value)
+    try:
+        return redact(repr(value))
+    except Exception:  # a broken __repr__
+        return f"<{type(value).__name__} object>"

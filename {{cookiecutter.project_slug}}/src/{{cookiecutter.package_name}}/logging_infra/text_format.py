@@ -1,27 +1,53 @@
-"""The text formatter named in LOGGING_CONFIG."""
+"""The text formatters named in LOGGING_CONFIG: what a log line may contain.
+
+Every control character but tab is escaped (``\\x1b``, ``\\r``), so that no
+message can move the cursor, recolour, retitle or clear a terminal that shows the
+console or a log file (``cat``, ``tail -f``), nor make ``grep`` treat the file as
+binary (NUL). So are the Unicode characters that reorder the text around them
+(bidirectional overrides and isolates). In the files, line breaks are escaped too.
+"""
 
 from __future__ import annotations
 
 import logging
 
 # Everything str.splitlines() treats as a line break.
-_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-# "\n" -> "\\n", "\x85" -> "\\x85": repr() spares loading the unicode_escape codec.
-_ESCAPES = str.maketrans({c: repr(c)[1:-1] for c in _LINE_BREAKS})
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+# C0 and C1 controls and DEL, but tab; bidirectional marks, embeddings,
+# overrides and isolates ("Trojan Source").
+CONTROLS = (
+    "".join(map(chr, (*range(0x20), *range(0x7F, 0xA0))))
+    + "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+).replace("\t", "")
+
+
+def _escapes(characters: str) -> dict[int, str]:
+    # "\x1b" -> "\\x1b": repr() spares loading the unicode_escape codec.
+    return str.maketrans({c: repr(c)[1:-1] for c in characters})
+
+
+_FILE_ESCAPES = _escapes(CONTROLS + LINE_BREAKS)
+# The console keeps line feeds: a multi-line message reads as it was meant to,
+# and a console line tells no level or time that a forged line could fake.
+_CONSOLE_ESCAPES = _escapes(CONTROLS.replace("\n", ""))
+
+
+def escape(text: str, table: dict[int, str] = _FILE_ESCAPES) -> str:
+    """``text`` with every character of ``table`` escaped."""
+    # isprintable() is False for all of them (and for tab, spaces other than
+    # " " and more): a quick check in C that spares most text the translation.
+    return text if text.isprintable() else text.translate(table)
 
 
 class TextFormatter(logging.Formatter):
     """One record, one line group: user data cannot forge another record.
 
-    Line breaks inside the message are escaped (``\\n``); a traceback keeps its
-    lines, each indented, so none of them can pass for the start of a record.
+    The message is escaped; a traceback keeps its lines, each escaped and
+    indented, so none of them can pass for the start of a record.
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if any(c in message for c in _LINE_BREAKS):
-            message = message.translate(_ESCAPES)
-        record.message = message
+        record.message = escape(record.getMessage())
         if self.usesTime():
             record.asctime = self.formatTime(record, self.datefmt)
         text = self.formatMessage(record)
@@ -35,4 +61,12 @@ class TextFormatter(logging.Formatter):
 
 
 def _indented(block: str) -> str:
-    return "".join(f"\n  {line}" for line in block.splitlines())
+    # Split at line feeds only: a message's "\r" in the traceback is escaped.
+    return "".join(f"\n  {escape(line)}" for line in block.split("\n"))
+
+
+class ConsoleFormatter(logging.Formatter):
+    """The standard formatter, with control characters escaped but line feeds."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape(super().format(record), _CONSOLE_ESCAPES)
