@@ -36,8 +36,7 @@ RUN_DIRS_KEPT: int | None = None
 LOG_LEVEL_ENV = "{{ cookiecutter.package_name | upper }}_LOG_LEVEL"
 LOG_DIR_ENV = "{{ cookiecutter.package_name | upper }}_LOG_DIR"
 RUN_ID_ENV = "{{ cookiecutter.package_name | upper }}_RUN_ID"
-# In distributed runs, ranks other than 0 show only this and above on the console.
-OTHER_RANKS_CONSOLE_LEVEL = "WARNING"
+OTHER_RANKS_CONSOLE_LEVEL = "WARNING"  # the least that ranks > 0 show on the console
 
 # Logging. File names are relative to the log directory; ranks other than 0 write
 # their own files (info.rank1.log, ...), so no two processes share a file.
@@ -108,9 +107,7 @@ LOGGING_CONFIG: dict[str, Any] = {
             "formatter": "detailed",
             "filters": ["context", "redact"],
             "level": "{{ cookiecutter.error_log_level }}",
-            # Written before logger.error() returns, so a crash cannot lose it;
-            # the other handlers are served by a background thread.
-            "synchronous": True,
+            "synchronous": True,  # written before error() returns, not by a thread
         },
     },
     # The root level is the overall threshold: records below it reach no handler,
@@ -136,11 +133,9 @@ def setup_logging(
 ) -> Path | None:
     """Configure logging from LOGGING_CONFIG; calling it again replaces, never adds.
 
-    ``log_dir`` defaults to the LOG_DIR_ENV variable, then LOGS_DIR. ``level``
-    defaults to the LOG_LEVEL_ENV variable; it sets the overall and console
-    thresholds, the files keep theirs. Returns this run's log directory, or None if
-    it cannot be written: logging then goes to the console only, with a warning.
-    Warnings and uncaught exceptions are logged too; rank 0 writes the run record.
+    ``log_dir`` defaults to LOG_DIR_ENV, then LOGS_DIR; ``level`` (overall and
+    console) to LOG_LEVEL_ENV. Returns the run's log directory, or None if it
+    cannot be written: then the console only, with a warning.
     """
     return configure.setup(
         LOGGING_CONFIG,

@@ -38,7 +38,7 @@ if logging.lastResort is not None:
     logging.lastResort.addFilter(redact.RedactFilter())
     logging.lastResort.setFormatter(ConsoleFormatter())
 _run: context.RunContext | None = None  # set by setup()
-_last_setup: Callable[[], Path | None] | None = None
+_last_setup: functools.partial[Path | None] | None = None
 _lock = threading.RLock()  # one setup at a time, whichever threads call it
 
 
@@ -98,6 +98,9 @@ def _setup(
     run_dirs_kept: int | None,
 ) -> Path | None:
     notes: list[str] = []  # logged once logging works
+    # A previous setup's writer finishes before its files close, and gives back
+    # the environment it set: this setup starts a run of its own.
+    writer.stop()
 
     if level is None:
         level = _level_from_env(env.log_level, notes)
@@ -121,7 +124,6 @@ def _setup(
         _drop_handlers(config, closed)
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     directory: Path | None = wanted
-    writer.stop()  # a previous setup's writer must finish before its files close
     joined = _join(env.writer_address, run.rank, notes)
     try:
         if run_dirs_kept is not None and joined is None:
@@ -138,10 +140,10 @@ def _setup(
         _drop_handlers(config, files)
         directory = None
 
-    if joined is None:  # this process writes: those it starts use the same run id
-        os.environ.setdefault(env.run_id, run.run_id)
     logging.config.dictConfig(config)
-    writer.start(logging.getLogger(), env.writer_address, run.rank, joined)
+    # The processes this one starts share its run id, and join its writer.
+    shared = {env.run_id: run.run_id}
+    writer.start(logging.getLogger(), env.writer_address, run.rank, joined, shared)
     writer.drain_on_sigterm()
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught_exception
@@ -167,6 +169,15 @@ def last_setup() -> Callable[[], Path | None]:
     if _last_setup is None:
         raise RuntimeError("setup_logging() has not been called")
     return _last_setup
+
+
+def run_environment() -> dict[str, str]:
+    """The variables that make a process join this run: its writer and its id."""
+    if _last_setup is None:
+        raise RuntimeError("setup_logging() has not been called")
+    env: EnvNames = _last_setup.keywords["env"]
+    names = (env.writer_address, env.run_id)
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def _join(variable: str, rank: int, notes: list[str]) -> socket.socket | None:

@@ -72,6 +72,7 @@ class Server:
         rank: int,
         handlers: Iterable[logging.Handler],
         records: Any,
+        environment: dict[str, str],
     ) -> None:
         self.variable, self.rank, self.records = variable, rank, records
         self.handlers = {h.get_name(): h for h in handlers if h.get_name()}
@@ -92,8 +93,10 @@ class Server:
         self.listener.settimeout(0.2)
         self.closing = False
         self.readers: list[tuple[threading.Thread, socket.socket]] = []
-        self.previous = os.environ.get(variable)
-        os.environ[variable] = address  # inherited by every process started now
+        # Inherited by every process started from now on: they join this run.
+        self.environment = {**environment, variable: address}
+        self.previous = {name: os.environ.get(name) for name in self.environment}
+        os.environ.update(self.environment)
         self.thread = threading.Thread(target=self._accept, name="log-relay")
         self.thread.daemon = True
         self.thread.start()
@@ -172,11 +175,14 @@ class Server:
             connection.close()
 
     def _forget(self) -> None:
-        if os.environ.get(self.variable, "").endswith(self.token):
-            if self.previous is None:
-                del os.environ[self.variable]
+        for name, value in self.environment.items():
+            if os.environ.get(name) != value:
+                continue  # changed since: not ours to restore
+            previous = self.previous[name]
+            if previous is None:
+                del os.environ[name]
             else:
-                os.environ[self.variable] = self.previous
+                os.environ[name] = previous
         if self.directory:
             with contextlib.suppress(OSError):
                 os.unlink(os.path.join(self.directory, "writer.sock"))

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from . import relay
+from . import redact, relay
 from .files import LogFileHandler, warn
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
@@ -73,6 +73,7 @@ class _QueueHandler(logging.handlers.QueueHandler):
             if record.levelno >= logging.ERROR and self.writer.relay is not None:
                 self.writer.flush()  # a worker's error is sent before the call returns
         except Exception:
+            redact.mask_arguments(record)  # handleError() prints them
             self.handleError(record)
         return True
 
@@ -224,19 +225,26 @@ _writer = _Writer()
 
 
 def start(
-    root: logging.Logger, variable: str, rank: int, joined: socket.socket | None
+    root: logging.Logger,
+    variable: str,
+    rank: int,
+    joined: socket.socket | None,
+    environment: dict[str, str],
 ) -> None:
     """Serve root's handlers from a thread.
 
     ``joined``: this process joined the run whose owner listens at the address
-    in the environment ``variable``; else it owns the files and listens itself.
+    in the environment ``variable``. Else it owns the files, listens itself and
+    sets ``variable`` and ``environment`` for the processes it starts.
     """
     if joined is not None:
         _writer.start(root, relay.Sender(os.environ[variable], rank, [], joined))
     else:
         handlers = root.handlers[:]
         _writer.start(root, None)
-        _writer.server = relay.Server(variable, rank, handlers, _writer.records)
+        _writer.server = relay.Server(
+            variable, rank, handlers, _writer.records, environment
+        )
 
 
 def flush() -> None:
@@ -250,15 +258,22 @@ def stop() -> None:
 
 def worker_initializer() -> Callable[..., None]:
     """An initializer that makes a worker process join this process's run."""
-    from .configure import last_setup  # configure imports this module
+    from .configure import last_setup, run_environment  # configure imports this
 
-    return functools.partial(_init_worker, last_setup(), _current_levels())
+    return functools.partial(
+        _init_worker, last_setup(), run_environment(), _current_levels()
+    )
 
 
 def _init_worker(
-    setup: Callable[[], object], levels: dict[str, int], *_: object
+    setup: Callable[[], object],
+    environment: dict[str, str],
+    levels: dict[str, int],
+    *_: object,
 ) -> None:
-    setup()  # joins the run: its address is in the inherited environment
+    # A forkserver's children inherit its environment, from before this run.
+    os.environ.update(environment)
+    setup()  # joins the run, at the address in the environment
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
     _send_before_exit()
