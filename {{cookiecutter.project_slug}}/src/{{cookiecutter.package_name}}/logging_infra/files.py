@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import logging
@@ -46,16 +47,19 @@ class AppendFile:
 
     Text waits in a list until ``flush()``, which writes it with one system
     call: a process killed in a burst never leaves half a line behind, and no
-    io buffer is shared with code that a signal handler may interrupt. The
-    names stay bound to this object, so a record logged during interpreter
-    shutdown (from ``__del__``) is still written.
+    io buffer is shared with code that a signal handler may interrupt. A write
+    that fails halfway (a full disk) is taken back, so the file keeps whole
+    lines. The names stay bound to this object, so a record logged during
+    interpreter shutdown (from ``__del__``) is still written.
     """
 
-    def __init__(self, fd: int, encoding: str, errors: str) -> None:
+    def __init__(self, fd: int, encoding: str, errors: str, size: int) -> None:
         self.fd, self.encoding, self.errors = fd, encoding, errors
-        self.pending: list[str] = []
-        self._write = os.write
-        self._close = os.close
+        self.size = size  # bytes in the file: all of them whole lines
+        # A deque: a signal handler that logs may flush in the middle of a
+        # flush, and popleft() hands each text to exactly one of them.
+        self.pending: collections.deque[str] = collections.deque()
+        self._write, self._truncate, self._close = os.write, os.ftruncate, os.close
 
     def write(self, text: str) -> int:
         self.pending.append(text)
@@ -64,10 +68,20 @@ class AppendFile:
     def flush(self) -> None:
         if not self.pending:
             return
-        data = "".join(self.pending).encode(self.encoding, self.errors)
-        self.pending.clear()
-        while data:
-            data = data[self._write(self.fd, data) :]
+        pending, texts = self.pending, []
+        while pending:
+            texts.append(pending.popleft())
+        data = "".join(texts).encode(self.encoding, self.errors)
+        written = 0
+        try:
+            while written < len(data):
+                written += self._write(self.fd, data[written:])
+        except OSError:
+            if written:
+                with contextlib.suppress(OSError):
+                    self._truncate(self.fd, self.size)
+            raise
+        self.size += written
 
     def close(self) -> None:
         try:
@@ -106,6 +120,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         self.flush_each_record = True
         self.size = 0
         self.dropped = 0  # records lost since the file last failed
+        self.unchecked = 0  # records written since the file was last checked
         self.failures: set[int] = set()  # errno values already reported
         self.retry_at = 0.0
         self.check_at = 0.0
@@ -131,7 +146,9 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         fd = open_log_file(self.baseFilename)
         stat = os.fstat(fd)
         self.identity, self.size = (stat.st_dev, stat.st_ino), stat.st_size
-        stream = AppendFile(fd, self.encoding or "utf-8", self.errors or "strict")
+        stream = AppendFile(
+            fd, self.encoding or "utf-8", self.errors or "strict", self.size
+        )
         torn = (  # Windows has no pread: there, a torn line stays as it is
             self.size
             and hasattr(os, "pread")
@@ -166,6 +183,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             self.stream = stream
             stream.write(text)
             self.size += len(text)
+            self.unchecked += 1
             if self.flush_each_record:
                 stream.flush()
         except OSError as error:
@@ -194,13 +212,14 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         now = time.monotonic()
         if self.stream is not None:
             self.check_at = now + CHECK_SECONDS
-            try:
+            unchecked, self.unchecked = self.unchecked, 0
+            with contextlib.suppress(OSError):
                 stat = os.stat(self.baseFilename, follow_symlinks=False)
                 if (stat.st_dev, stat.st_ino) == self.identity:
                     return True
-            except OSError:
-                pass
-            self._drop_stream()  # deleted or replaced: open it again
+            # Deleted or replaced: what was written since the last check is gone.
+            self.dropped += unchecked
+            self._drop_stream()
         if now < self.retry_at:
             return False
         try:
@@ -244,10 +263,9 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         )
         self.dropped = 0
         warn(f"Writing {self.baseFilename} again; {message}")
-        record = logging.makeLogRecord(
-            {"name": __name__, "levelno": logging.WARNING, "levelname": "WARNING"}
+        record = logging.LogRecord(
+            __name__, logging.WARNING, __file__, 0, message, None, None, "write_text"
         )
-        record.msg = message
         if self.filter(record) and self.stream is not None:
             text = self.format(record) + self.terminator
             self.stream.write(text)

@@ -73,6 +73,7 @@ class Server:
         handlers: Iterable[logging.Handler],
         records: Any,
         environment: dict[str, str],
+        most_queued: int,
     ) -> None:
         self.variable, self.rank, self.records = variable, rank, records
         self.handlers = {h.get_name(): h for h in handlers if h.get_name()}
@@ -93,6 +94,8 @@ class Server:
         self.listener.settimeout(0.2)
         self.closing = False
         self.readers: list[tuple[threading.Thread, socket.socket]] = []
+        self.received = 0  # batches read, to tell progress from silence
+        self.most_queued = max(8, most_queued // BATCH_RECORDS)
         # Inherited by every process started from now on: they join this run.
         self.environment = {**environment, variable: address}
         self.previous = {name: os.environ.get(name) for name in self.environment}
@@ -150,21 +153,33 @@ class Server:
                 return
             rank = int(hello[1])
             while (entries := _receive(connection, lambda: self.closing)) is not None:
+                # Memory stays bounded: a writer that falls behind leaves the
+                # batches in the peers' sockets, and their logging calls wait.
+                while self.records.qsize() > self.most_queued and not self.closing:
+                    time.sleep(0.001)
                 self.records.put_nowait(Batch(self, rank, entries))
+                self.received += 1
         except (OSError, ValueError, pickle.UnpicklingError, EOFError):
             pass
         finally:
             connection.close()
 
     def close(self, timeout: float = 1.0) -> None:
-        """Read what peers already sent, then stop listening."""
+        """Read what peers already sent, then stop listening.
+
+        Readers of peers that ended finish with the end of their stream; those
+        of live peers give up once nothing arrives for ``timeout`` seconds.
+        """
         self.closing = True
         with contextlib.suppress(OSError), socket.socket(self.listener.family) as wake:
             wake.connect(self.listener.getsockname())  # accept() returns at once
         self.thread.join(timeout)
-        deadline = time.monotonic() + timeout
-        for thread, _ in self.readers:  # those whose peers ended are quick
-            thread.join(max(0.0, deadline - time.monotonic()))
+        progress, since = self.received, time.monotonic()
+        for thread, _ in self.readers:
+            while thread.is_alive() and time.monotonic() - since < timeout:
+                thread.join(0.05)
+                if self.received != progress:
+                    progress, since = self.received, time.monotonic()
         self.listener.close()
         self._forget()
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .context import RunContext
-from .files import DIR_MODE, FILE_MODE
+from .files import FILE_MODE, make_private_dirs
 from .redact import redact
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ _run: _Run | None = None
 def run_directory(base: Path, run: RunContext, keep: int, notes: list[str]) -> Path:
     """Make this run's directory under ``base``; raise OSError if it cannot be."""
     directory = base / _safe_name(run.run_id)
-    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    make_private_dirs(directory)
     try:  # the first rank to get here marks it; O_EXCL keeps its time the start
         fd = os.open(
             directory / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE
@@ -157,7 +157,7 @@ def start(
     _run = _Run(path, record)
     if path is not None:
         try:
-            path.parent.mkdir(mode=DIR_MODE, exist_ok=True)
+            make_private_dirs(path.parent)
         except OSError as error:
             logger.warning("Cannot write the run record %s: %s", path, error)
             _run.path = path = None
@@ -321,6 +321,7 @@ def _write(run: _Run) -> None:
         text = json.dumps(_masked(run.record), indent=2, ensure_ascii=False)
     temporary = run.path.with_name(f".{run.path.name}.{os.getpid()}")
     try:
+        make_private_dirs(run.path.parent)  # deleted while the run went on?
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         with open(fd, "w", encoding="utf-8") as file:
             file.write(text + "\n")

@@ -138,7 +138,8 @@ class _Writer:
                 self._flush_handlers()
                 item = records.get()
             self.written += 1
-            if item is None:
+            if item is None:  # the end: but what the handlers logged meanwhile
+                self._drain()
                 self._flush_handlers()
                 return
             if isinstance(item, threading.Event):  # a flush request
@@ -147,9 +148,27 @@ class _Writer:
             elif isinstance(item, relay.Batch):
                 item.write()
             else:
-                for handler in self.handlers:
-                    if item.levelno >= handler.level:
-                        handler.handle(item)
+                self._handle(item)
+
+    def _drain(self) -> None:
+        """Handle what is queued, without waiting for more."""
+        while True:
+            try:
+                item = self.records.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, threading.Event):  # a flush request, as in _run()
+                self._flush_handlers()
+                item.set()
+            elif isinstance(item, relay.Batch):
+                item.write()
+            elif item is not None:
+                self._handle(item)
+
+    def _handle(self, record: logging.LogRecord) -> None:
+        for handler in self.handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
 
     def _flush_handlers(self) -> None:
         for handler in self.handlers:
@@ -243,7 +262,7 @@ def start(
         handlers = root.handlers[:]
         _writer.start(root, None)
         _writer.server = relay.Server(
-            variable, rank, handlers, _writer.records, environment
+            variable, rank, handlers, _writer.records, environment, QUEUE_SIZE
         )
 
 
