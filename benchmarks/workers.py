@@ -399,7 +399,7 @@ def targets(figures: dict) -> list[dict[str, str]]:
             {
                 "target": name,
                 "value": fmt.format(value),
-                "limit": ("≥ " if minimum else "≤ ") + fmt.format(limit),
+                "limit": (">= " if minimum else "<= ") + fmt.format(limit),
                 "verdict": "PASS" if ok else "MISS",
             }
         )
