@@ -467,14 +467,18 @@ def render(figures: dict) -> str:
         f"{figures['repeat']}, lost/duplicated/torn summed over all runs:",
         "",
         *table(figures),
-        "",
-        "| target | this run | limit | verdict |",
-        "| --- | ---: | ---: | --- |",
-        *(
-            f"| {t['target']} | {t['value']} | {t['limit']} | {t['verdict']} |"
-            for t in targets(figures)
-        ),
     ]
+    rows = targets(figures)
+    if rows:
+        out += [
+            "",
+            "| target | this run | limit | verdict |",
+            "| --- | ---: | ---: | --- |",
+        ]
+        out += [
+            f"| {t['target']} | {t['value']} | {t['limit']} | {t['verdict']} |"
+            for t in rows
+        ]
     return "\n".join(out)
 
 
