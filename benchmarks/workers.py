@@ -29,6 +29,7 @@ TEMPLATE = os.path.join(HERE, "..")
 COUNTS = (1, 4, 8, 15)
 RECORDS = 20_000
 REPEAT = 3
+BARRIER_SECONDS = 60  # for every worker to start: one that cannot ends the run
 MESSAGE = "%s step %d loss %.4f"  # tag, record number, 0.5
 # Targets of issue 11 for the generated project (the first on 2 cores, the
 # others on 16): (name, figure, limit, is the limit a minimum).
@@ -88,7 +89,7 @@ def _init_worker(hook: object, barrier: object) -> None:
 def _work(tag: str, records: int) -> dict:
     """One worker's task: wait for the others, then log as fast as it can."""
     reset_peak_rss()
-    _barrier.wait(timeout=300)  # type: ignore[union-attr]
+    _barrier.wait(timeout=BARRIER_SECONDS)  # type: ignore[union-attr]
     call_ns = log_records(tag, records)
     return {"tag": tag, "call_ns": call_ns, "peak_rss_kib": proc_status_kib("VmHWM")}
 
@@ -129,7 +130,7 @@ def role_parent(
     futures = [pool.submit(_work, t, records) for t in tags]
     reset_peak_rss()
     rss_before = proc_status_kib("VmRSS")
-    barrier.wait(timeout=300)  # every worker is up, its logging set up
+    barrier.wait(timeout=BARRIER_SECONDS)  # every worker is up, its logging set up
     start = now()
     results = [future.result(timeout=600) for future in futures]
     pool.shutdown(wait=True)
