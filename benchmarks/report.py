@@ -6,6 +6,8 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import workers
+
 if TYPE_CHECKING:
     from configurations import Config
 
@@ -69,8 +71,10 @@ def table(configs: list[Config]) -> list[str]:
     return lines
 
 
-def targets(configs: list[Config]) -> list[dict[str, str]]:
-    """The issue's targets for the generated project (default options)."""
+def targets(
+    configs: list[Config], worker_figures: dict | None = None
+) -> list[dict[str, str]]:
+    """The issues' targets for the generated project (default options)."""
     named = by_name(configs)
     project, reference = named.get(PROJECT), named.get(REFERENCE)
     rows: list[dict[str, str]] = []
@@ -113,12 +117,57 @@ def targets(configs: list[Config]) -> list[dict[str, str]]:
         64,
         " MiB",
     )
+    ratio_row = f"workers ({workers.RATIO_WORKERS} spawn) vs one process"
+    found = (
+        [
+            t
+            for t in workers.targets(worker_figures)
+            if t["target"].startswith(ratio_row)
+        ]
+        if worker_figures and "rows" in worker_figures
+        else []
+    )
+    if found:
+        rows.append({**found[0], "target": ratio_row + ", drained rate ratio"})
+    else:
+        add(ratio_row + ", drained rate ratio", None, 1.0)
+        if worker_figures and "failed" in worker_figures:
+            rows[-1]["verdict"] = "FAILED"
     return rows
 
 
-def target_lines(configs: list[Config]) -> list[str]:
+def workers_broken(worker_figures: dict | None) -> bool:
+    """Did the workers measurement fail, or lose, repeat or tear a record?"""
+    if not worker_figures:
+        return False
+    if "failed" in worker_figures:
+        return True
+    return any(
+        row["lost"] or row["duplicated"] or row["torn"]
+        for row in worker_figures["rows"].values()
+    )
+
+
+def worker_lines(worker_figures: dict | None) -> list[str]:
+    if not worker_figures:
+        return []
+    if "failed" in worker_figures:
+        return [f"Workers: FAILED: {worker_figures['failed']}", ""]
+    return [
+        f"Workers: the generated project, spawn workers of a `ProcessPoolExecutor"
+        f"(initializer=worker_logging())` logging {worker_figures['records']:,} "
+        "records each at once, next to one process logging as many records alone; "
+        "timed until `logging.shutdown()` returns in the parent (medians of "
+        f"{worker_figures['repeat']}; lost, duplicated and torn summed):",
+        "",
+        *workers.table(worker_figures),
+        "",
+    ]
+
+
+def target_lines(configs: list[Config], worker_figures: dict | None) -> list[str]:
     lines = ["| target | this run | limit | verdict |", "| --- | ---: | ---: | --- |"]
-    for row in targets(configs):
+    for row in targets(configs, worker_figures):
         lines.append(
             f"| {row['target']} | {row['value']} | {row['limit']} | {row['verdict']} |"
         )
@@ -197,6 +246,7 @@ def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
         "",
         *table(configs),
         "",
+        *worker_lines(run.get("workers")),
     ]
     missing = [c for c in configs if not c.ran]
     if missing:
@@ -210,7 +260,7 @@ def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
     out += [
         "Targets for the generated project (default options), report only:",
         "",
-        *target_lines(configs),
+        *target_lines(configs, run.get("workers")),
         "",
         *notes(configs, run),
         "",
@@ -286,5 +336,5 @@ def as_json(configs: list[Config], run: dict, tmp: Path, template: Path) -> dict
             }
             for c in configs
         },
-        "targets": targets(configs),
+        "targets": targets(configs, run.get("workers")),
     }

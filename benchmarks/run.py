@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import report
+import workers
 from configurations import Settings, configurations, prepare_projects
 from measuring import PROCESSES, measure_all, run_child
 
@@ -52,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--burst", type=int, help="records of the peak-memory burst (1000000)"
     )
     parser.add_argument("--bake-repeat", type=int, help="timed bakes (5)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=workers.RATIO_WORKERS,
+        help="spawn workers of the workers measurement (4; 0 leaves it out)",
+    )
     parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes: check that it all works"
     )
@@ -101,6 +108,29 @@ def settings_from(args: argparse.Namespace) -> Settings:
                 raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
             setattr(base, name, value)
     return base
+
+
+def measure_workers(
+    configs: list, settings: Settings, count: int, tmp: Path, progress: bool
+) -> dict | None:
+    """The project's spawn workers next to one process, to the same sinks."""
+    project = next((c for c in configs if c.name == "project" and c.ran), None)
+    if project is None or count < 1:
+        return None
+    try:
+        return workers.measure(
+            str(project.src),
+            str(project.package),
+            str(tmp),
+            [count],
+            settings.records,
+            settings.repeat,
+            "spawn",
+            warmup=settings.warmup,
+            progress=progress,
+        )
+    except SystemExit as error:  # how workers.py reports a run that failed
+        return {"failed": str(error)}
 
 
 def run_suite(template: Path) -> dict:
@@ -218,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         configs = configurations(args)
         bake_times = prepare_projects(configs, template, tmp, settings)
         measure_all(configs, settings, tmp, progress=not args.smoke)
+        worker_figures = measure_workers(
+            configs, settings, args.workers, tmp, progress=not args.smoke
+        )
         suite = run_suite(template) if args.suite else None
         project = next((c for c in configs if c.name == "project" and c.ran), None)
         profiled = None
@@ -232,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": settings.__dict__,
             "processes": PROCESSES,
             "bake_seconds": bake_times,
+            "workers": worker_figures,
             "suite": suite,
             "profile": profiled,
             "seconds": time.perf_counter() - started,
@@ -246,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 "utf-8",
             )
         broken = [c for c in configs if c.failed or c.lost]
-        return 1 if broken else 0
+        return 1 if broken or report.workers_broken(worker_figures) else 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -66,8 +66,17 @@ def test_smoke_run_measures_every_configuration_without_losing_records(
     )
     assert "Did not run:" in result.stdout
     verdicts = {row["target"]: row["verdict"] for row in data["targets"]}
-    assert len(verdicts) == 6
+    assert len(verdicts) == 7
     assert set(verdicts.values()) <= {"PASS", "MISS", "n/a"}
+    assert verdicts["workers (4 spawn) vs one process, drained rate ratio"] != "n/a"
+    # Four spawn workers and one process alone, every record once and whole.
+    workers = data["workers"]["rows"]
+    assert set(workers) == {"one process", "4"}
+    for row in workers.values():
+        assert (row["lost"], row["duplicated"], row["torn"]) == (0, 0, 0)
+        assert row["records_per_s"] > 0
+    assert workers["4"]["workers_peak_mib"] > 0
+    assert "| one process |" in result.stdout
     assert str(tmp_path) not in result.stdout
 
 
