@@ -102,7 +102,24 @@ def _run_id(environ: Mapping[str, str], run_id_variable: str, notes: list[str]) 
             if safe != value:
                 notes.append(f"{name}={value[:80]!r} is not a plain word; using {safe}")
             return safe
-    return new_run_id()
+    return _elastic_launch_id(environ) or new_run_id()
+
+
+def _elastic_launch_id(environ: Mapping[str, str]) -> str | None:
+    """A run id for the ranks of one ``accelerate launch`` (or torchrun without
+    ``--rdzv-id``), whose TORCHELASTIC_RUN_ID is "none": the directory that the
+    launcher made for this launch on this host is the same for all its ranks."""
+    error_file = environ.get("TORCHELASTIC_ERROR_FILE", "")
+    # <launcher's directory>/<launch>/attempt_N/<rank>/error.json
+    parts = error_file.replace("\\", "/").split("/")
+    if len(parts) < 5 or not parts[-3].startswith("attempt_"):
+        return None
+    try:  # changed only when the launch was added to it
+        started = os.stat("/".join(parts[:-4]) or "/").st_mtime
+    except OSError:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+    return f"{stamp}-{_UNSAFE.sub('_', parts[-4].rpartition('_')[2])[:16]}"
 
 
 def new_run_id() -> str:
