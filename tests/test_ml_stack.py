@@ -92,8 +92,9 @@ def records(path: Path) -> list[re.Match[str]]:
 def check_ranks(logs: Path, expected: dict[int, list[str]]) -> set[str]:
     """Each rank's messages once, in its own files; returns the run ids."""
     run_ids = set()
-    names = {path.name for path in logs.iterdir()}
-    assert names == {"info.log", "error.log", "info.rank1.log", "error.rank1.log"}
+    names = {path.name for path in logs.iterdir()} - {"runs"}  # run records
+    # error.rank1.log is made when rank 1 has an error, if it joined rank 0.
+    assert names - {"error.rank1.log"} == {"info.log", "error.log", "info.rank1.log"}
     for rank, messages in expected.items():
         suffix = "" if rank == 0 else f".rank{rank}"
         found = records(logs / f"info{suffix}.log")
@@ -146,7 +147,8 @@ def test_accelerate_launch_ranks_share_a_run_id(
     )  # fmt: skip
 
     expected = {
-        rank: [f"rank {rank}: accelerate", f"rank {rank}: plain"] for rank in (0, 1)
+        rank: [f"[RANK {rank}] rank {rank}: accelerate", f"rank {rank}: plain"]
+        for rank in (0, 1)
     }
     run_ids = check_ranks(logs, expected)
     assert len(run_ids) == 1, f"one launch, one run id: {run_ids}"
@@ -290,8 +292,8 @@ def test_log_lines_never_break_a_progress_bar(
     for name in NEEDS[bar]:
         pytest.importorskip(name)
     pytest.importorskip("pyte")
-    if style == "rich" and bar.startswith("lightning"):
-        pytest.skip("the plain style covers Lightning; the rich one the libraries")
+    if style == "rich" and bar == "lightning-tqdm":
+        pytest.skip("tqdm's bars: covered by plain tqdm in this style")
     result = cookies.bake(extra_context={"console_style": style})
     project = Path(result.project_path)
     script = "import logging, time\nfrom my_ml_project.config import setup_logging\n"

@@ -43,10 +43,20 @@ def adopt() -> list[str]:
     return changed
 
 
-def _sweep() -> list[str]:
+_seen = 0  # loggers there were at the last sweep
+
+
+def _sweep(after_import: bool = False) -> list[str]:
+    global _seen
+    loggers = logging.Logger.manager.loggerDict
+    # Libraries add their handler when they create their loggers: an import
+    # that created none has nothing to sweep (and most create none).
+    if after_import and len(loggers) == _seen:
+        return []
+    _seen = len(loggers)
     changed = []
     # A copy: another thread may create loggers meanwhile.
-    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+    for name, logger in list(loggers.items()):
         handlers = getattr(logger, "handlers", None)  # placeholders have none
         if not handlers or name.partition(".")[0] not in LIBRARIES:
             continue
@@ -120,7 +130,7 @@ def _sweeping(run: ModuleRun) -> ModuleRun:
         finally:
             _imports.depth = depth
             if not depth:
-                _sweep()
+                _sweep(after_import=True)
 
     exec_module.sweeps = True  # type: ignore[attr-defined]
     return exec_module
