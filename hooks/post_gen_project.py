@@ -14,8 +14,6 @@ def unused_files(answers: dict) -> list[Path]:
     unused = []
     if answers["log_format"] != "json":
         unused += [infra / "json_format.py", Path("tests", "test_json.py")]
-    if answers["console_style"] == "plain" and not answers["use_tqdm"]:
-        unused += [infra / "console.py", Path("tests", "test_console.py")]
     return unused
 
 

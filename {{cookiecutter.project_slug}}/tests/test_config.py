@@ -201,7 +201,10 @@ def test_warnings_are_logged(tmp_path: Path) -> None:
 
     [record] = logfiles.read(tmp_path / "info.log")
     assert record.level == "WARNING"
-    assert "DeprecationWarning: this option is deprecated" in record.message
+    assert record.message == "DeprecationWarning: this option is deprecated"
+    # Where the warning was raised, not in the warnings module.
+    assert record.file == "test_config.py"
+    assert record.function == "test_warnings_are_logged"
 
 
 def test_uncaught_thread_exception_is_logged_with_its_traceback(tmp_path: Path) -> None:
@@ -333,19 +336,37 @@ def test_chatty_libraries_are_quiet_below_warning(
     assert console.count("warning from") == 4
 
 
-def test_transformers_logs_reach_our_handlers(tmp_path: Path) -> None:
-    transformers = pytest.importorskip("transformers")
-    config.setup_logging(tmp_path)
-    # As the README says: drop transformers' own handler, let its records propagate.
-    transformers.utils.logging.disable_default_handler()
-    transformers.utils.logging.enable_propagation()
-    try:
-        transformers.utils.logging.get_logger("transformers.x").error("from the hub")
-    finally:
-        transformers.utils.logging.disable_propagation()
-        transformers.utils.logging.enable_default_handler()
+# A library as transformers and Lightning are: its own console handler, and
+# records that stop at its top logger.
+LIBRARY = """\
+import logging, sys
+_top = logging.getLogger("accelerate")
+_top.addHandler(logging.StreamHandler(sys.stderr))
+_top.propagate = False
+"""
 
-    assert "from the hub" in messages_in(tmp_path / "error.log")
+
+@pytest.mark.parametrize("order", ["imported first", "imported after setup"])
+def test_a_library_with_its_own_handler_logs_once(
+    tmp_path: Path, run_python: RunPython, order: str
+) -> None:
+    library = tmp_path / "lib" / "accelerate"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text(LIBRARY)
+    imports = ["import accelerate", "setup_logging('logs')"]
+    if order == "imported after setup":
+        imports.reverse()
+    result = run_python(
+        "-c",
+        f"import logging, sys; sys.path.insert(0, 'lib')\n"
+        f"from {config.__name__} import setup_logging\n"
+        + "\n".join(imports)
+        + "\nlogging.getLogger('accelerate.state').warning('from the library')\n",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "from the library\n"
+    assert messages_in(tmp_path / "logs" / "info.log") == ["from the library"]
 
 
 def test_extra_cannot_forge_the_run_context(tmp_path: Path) -> None:

@@ -1,6 +1,5 @@
 {%- set rich = cookiecutter.console_style == "rich" -%}
-{%- set tqdm = cookiecutter.use_tqdm -%}
-"""The console handler: {{ "Rich on a terminal only" if rich }}{{ ", " if rich and tqdm }}{{ "progress bars kept whole" if tqdm }}."""
+"""The console handler: progress bars kept whole{{ ", Rich on a terminal only" if rich }}."""
 
 from __future__ import annotations
 
@@ -8,24 +7,16 @@ import io
 import logging
 {%- if rich %}
 import re
+{%- endif %}
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-{%- if tqdm %}
-from tqdm import tqdm
-{%- endif %}
-{%- else %}
-
-from tqdm import tqdm
-{%- endif %}
 
 import {{ cookiecutter.package_name }}.logging_infra.console as console
-{%- if rich %}
 from {{ cookiecutter.package_name }} import config
-{%- endif %}
 {%- if rich %}
 
 
@@ -46,6 +37,37 @@ def record(message: str) -> logging.LogRecord:
     return logging.makeLogRecord(
         {"msg": message, "levelno": 30, "levelname": "WARNING"}
     )
+
+
+RunPython = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def test_lines_go_to_standard_error_as_it_is_when_they_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config.setup_logging(tmp_path)
+    later = io.StringIO()  # as a Rich live display swaps it while it runs
+    monkeypatch.setattr(sys, "stderr", later)
+    logging.getLogger("x").critical("shown above the display")
+    config.flush_logs()
+
+    assert "shown above the display" in later.getvalue()
+
+
+def test_neither_tqdm_nor_rich_is_imported_for_piped_output(
+    run_python: RunPython,
+) -> None:
+    result = run_python(
+        "-c",
+        "import logging, sys\n"
+        f"from {config.__name__} import setup_logging\n"
+        "setup_logging('logs')\n"
+        "logging.getLogger().critical('[b]piped[/b]')\n"
+        "assert not {'rich', 'tqdm'} & set(sys.modules), 'imported'\n",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "[b]piped[/b]\n"
 {%- if rich %}
 
 
@@ -86,23 +108,6 @@ def test_a_terminal_gets_no_control_character_of_a_message(
     assert [text for text in escaped if text not in shown] == []
 
 
-RunPython = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def test_rich_is_imported_only_for_a_terminal(run_python: RunPython) -> None:
-    result = run_python(
-        "-c",
-        "import logging, sys\n"
-        f"from {config.__name__} import setup_logging\n"
-        "setup_logging('logs')\n"
-        "logging.getLogger().critical('piped')\n"
-        "assert 'rich' not in sys.modules, 'rich imported'\n",
-    )
-
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == "piped\n"
-
-
 def test_setup_logging_uses_rich_on_a_terminal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -114,7 +119,6 @@ def test_setup_logging_uses_rich_on_a_terminal(
 
     assert "CRITICAL shown by rich: token=***" in text_of(terminal.getvalue())
 {%- endif %}
-{%- if tqdm %}
 
 
 def visible_lines(output: str) -> list[str]:
@@ -127,6 +131,7 @@ def visible_lines(output: str) -> list[str]:
 
 
 def test_log_lines_do_not_break_a_progress_bar() -> None:
+    tqdm = pytest.importorskip("tqdm").tqdm
     stream = {{ "Terminal()" if rich else "io.StringIO()" }}
     handler = console.console_handler(stream)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -140,4 +145,3 @@ def test_log_lines_do_not_break_a_progress_bar() -> None:
         [line] = [line for line in lines if f"step {step} done" in line]
         assert "training" not in line, f"a log line broke the bar: {line!r}"
     assert "training: 100%" in lines[-2]  # the bar, drawn again under the log lines
-{%- endif %}

@@ -71,18 +71,10 @@ LOGGING_CONFIG: dict[str, Any] = {
     },
     "handlers": {
         "console": {
-{%- if cookiecutter.console_style == "rich" and cookiecutter.use_tqdm %}
-            # Rich on a terminal, plain text when piped; through tqdm.write always.
-            "()": f"{INFRA}.console.console_handler",
-{%- elif cookiecutter.console_style == "rich" %}
+{%- if cookiecutter.console_style == "rich" %}
             # Rich on a terminal, plain text when piped or redirected.
-            "()": f"{INFRA}.console.console_handler",
-{%- elif cookiecutter.use_tqdm %}
-            # Writes through tqdm.write, so that progress bars stay whole.
-            "()": f"{INFRA}.console.console_handler",
-{%- else %}
-            "class": "logging.StreamHandler",
 {%- endif %}
+            "()": f"{INFRA}.console.console_handler",  # never breaks a progress bar
             "stream": "ext://sys.stderr",
             "formatter": "minimal",
             "filters": ["redact"],

@@ -1,14 +1,13 @@
 """The logging machinery behind ``config.py``: no need to edit anything here.
 
 - ``configure``: what ``setup_logging()`` does with LOGGING_CONFIG
-{%- if cookiecutter.console_style == "rich" or cookiecutter.use_tqdm %}
-- ``console``: the console handler{{ " (Rich on a terminal)" if cookiecutter.console_style == "rich" }}{{ ", through tqdm" if cookiecutter.use_tqdm }}
-{%- endif %}
+- ``console``: the console handler: progress bars kept whole{{ ", Rich on a terminal" if cookiecutter.console_style == "rich" }}
 - ``context``: the run id, rank and host on every record
 - ``files``: private, rotating log files
 {%- if cookiecutter.log_format == "json" %}
 - ``json_format``: one JSON object per line
 {%- endif %}
+- ``libraries``: other libraries' records once, through these handlers
 - ``redact``: masks secrets in every sink
 - ``relay``: how every process of a run reaches the one that writes the files
 - ``runs``: run directories, ``latest``, retention and the run record (run.json)

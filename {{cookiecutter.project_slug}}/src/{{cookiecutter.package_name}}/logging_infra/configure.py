@@ -8,6 +8,7 @@ uncaught exceptions, and starts the run record.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
@@ -16,10 +17,11 @@ import os
 import socket
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from . import context, redact, relay, runs, writer
+from . import context, libraries, redact, relay, runs, writer
 from .files import make_private_dirs, open_log_file
 from .text_format import ConsoleFormatter
 
@@ -27,7 +29,7 @@ from .text_format import ConsoleFormatter
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Any
+    from typing import Any, TextIO
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 logger = logging.getLogger(__name__)
@@ -113,11 +115,18 @@ def _setup(
     _run = run = context.detect(os.environ, env.run_id, notes)
     config["filters"]["context"].update(run_id=run.run_id, rank=run.rank, host=run.host)
     redact.use_secrets(redact.secrets_in(os.environ))
+    console = config["handlers"].get("console", {})
     if run.rank != 0:
-        console = config["handlers"]["console"]
         console["level"] = max(
             console["level"], other_ranks_console_level, key=LEVELS.index
         )
+    elif not context.rank_is_known() and console:
+        # Processes started from this one may learn a rank > 0 only later.
+        config["filters"]["other_ranks"] = {
+            "()": context.OtherRanksFilter,
+            "level": other_ranks_console_level,
+        }
+        console["filters"] = [*console.get("filters", []), "other_ranks"]
 
     if closed := _without_stream(config):  # pythonw, or stderr closed with 2>&-
         notes.append(f"No stream to write to: logging without {', '.join(closed)}")
@@ -125,6 +134,8 @@ def _setup(
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     directory: Path | None = wanted
     joined = _join(env.writer_address, run.rank, notes)
+    if joined is not None:
+        context.watch_rank()
     try:
         if run_dirs_kept is not None and joined is None:
             directory = wanted = runs.run_directory(wanted, run, run_dirs_kept, notes)
@@ -141,11 +152,13 @@ def _setup(
         directory = None
 
     logging.config.dictConfig(config)
+    libraries.adopt()  # their records once, through these handlers
     # The processes this one starts share its run id, and join its writer.
     shared = {env.run_id: run.run_id}
     writer.start(logging.getLogger(), env.writer_address, run.rank, joined, shared)
     writer.drain_on_sigterm()
-    logging.captureWarnings(True)
+    logging.captureWarnings(True)  # and captureWarnings(False) undoes this:
+    warnings.showwarning = _log_warning
     sys.excepthook = _log_uncaught_exception
     threading.excepthook = _log_uncaught_thread_exception
     for note in notes:
@@ -248,6 +261,41 @@ def _drop_handlers(config: dict[str, Any], names: list[str]) -> None:
         del config["handlers"][name]
     for user in [config["root"], *config.get("loggers", {}).values()]:
         user["handlers"] = [h for h in user.get("handlers", []) if h not in names]
+
+
+def _log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """As ``logging.captureWarnings()``, but the record points at the code that
+    warned, not at the warnings module."""
+    if file is not None:  # showwarning() asked for a file: no logging
+        with contextlib.suppress(OSError):
+            file.write(
+                warnings.formatwarning(message, category, filename, lineno, line)
+            )
+        return
+    warnings_logger = logging.getLogger("py.warnings")
+    if not warnings_logger.isEnabledFor(logging.WARNING):
+        return
+    frame = sys._getframe(1)
+    while frame and (frame.f_code.co_filename, frame.f_lineno) != (filename, lineno):
+        frame = frame.f_back  # type: ignore[assignment]
+    record = warnings_logger.makeRecord(
+        warnings_logger.name,
+        logging.WARNING,
+        filename,
+        lineno,
+        "%s: %s",
+        (category.__name__, message),
+        None,
+        func=frame.f_code.co_name if frame else None,
+    )
+    warnings_logger.handle(record)
 
 
 def _log_uncaught_exception(

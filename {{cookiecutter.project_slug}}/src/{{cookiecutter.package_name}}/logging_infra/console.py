@@ -1,26 +1,22 @@
 {%- set rich = cookiecutter.console_style == "rich" -%}
-{%- set tqdm = cookiecutter.use_tqdm -%}
-{%- if rich and tqdm -%}
-"""The console handler: Rich on a terminal, plain text anywhere else, and log
-lines written through tqdm so that they never break a progress bar."""
-{%- elif rich -%}
-"""The console handler: Rich on a terminal, plain text anywhere else."""
-{%- else -%}
-"""The console handler: log lines written through tqdm, so that they never break
-a progress bar."""
-{%- endif %}
+"""The console handler: log lines that never break a progress bar{{ ", drawn by Rich on\na terminal" if rich }}.
+
+It writes to ``sys.stderr`` as it is at each line, not as it was at setup: a
+Rich live display (``rich.progress``, Lightning's ``RichProgressBar``) swaps it
+for a stream that prints above the display while it runs. While tqdm shows a
+bar, lines go through ``tqdm.write()``, which clears the bars first and draws
+them again after. Neither library is imported for this.
+"""
 
 from __future__ import annotations
 
-{% if rich and tqdm -%}
 import io
-{% endif -%}
 import logging
-from typing import TextIO{{ ", cast" if rich and tqdm }}
-{%- if tqdm %}
+import sys
 
-from tqdm import tqdm
-{%- endif %}
+TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 def console_handler(stream: TextIO) -> logging.Handler:
@@ -31,12 +27,14 @@ def console_handler(stream: TextIO) -> logging.Handler:
     Rich is imported only when there is a terminal to draw on.
     """
     if not stream.isatty():
-        return {{ "TqdmHandler" if tqdm else "logging.StreamHandler" }}(stream)
+        return logging.StreamHandler(ConsoleStream(stream))
+    from typing import cast  # typing only now: Rich imports it anyway
+
     from rich.console import Console
     from rich.logging import RichHandler
 
     return RichHandler(
-        console=Console(file={{ "_through_tqdm(stream)" if tqdm else "stream" }}),
+        console=Console(file=cast("TextIO", ConsoleStream(stream))),
         markup=False,  # messages are text: "[red]" in a message stays as it is
         # Rich would render the exception object itself, past the redaction
         # filter; the traceback comes as masked text, and so without locals.
@@ -44,39 +42,33 @@ def console_handler(stream: TextIO) -> logging.Handler:
     )
 {%- else %}
     """A handler for ``stream`` whose lines never break a progress bar."""
-    return TqdmHandler(stream)
+    return logging.StreamHandler(ConsoleStream(stream))
 {%- endif %}
-{%- if tqdm %}
 
 
-class TqdmHandler(logging.Handler):
-    """Writes through ``tqdm.write``, which clears the bars on the stream first and
-    draws them again after; tqdm's lock makes this safe from any thread."""
+class ConsoleStream(io.TextIOBase):
+    """``stream``; if it is standard error (or output), whatever that is now."""
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__()
-        self.stream = stream
+        self.fixed = stream
+        self.variable = next(
+            (name for name in ("stderr", "stdout") if getattr(sys, name) is stream),
+            None,
+        )
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            tqdm.write(self.format(record), file=self.stream)
-        except Exception:
-            self.handleError(record)
-
-    def flush(self) -> None:
-        self.stream.flush()
-{%- if rich %}
-
-
-class _TqdmStream(io.TextIOBase):
-    """A text stream for Rich that writes through ``tqdm.write``."""
-
-    def __init__(self, stream: TextIO) -> None:
-        super().__init__()
-        self.stream = stream
+    @property
+    def stream(self) -> TextIO:
+        if self.variable is None:
+            return self.fixed
+        return getattr(sys, self.variable, None) or self.fixed
 
     def write(self, text: str) -> int:
-        tqdm.write(text, file=self.stream, end="")
+        stream = self.stream
+        bars = _tqdm_showing_bars()
+        if bars is None:
+            return stream.write(text)
+        bars.write(text, file=stream, end="")
         return len(text)
 
     def flush(self) -> None:
@@ -86,7 +78,10 @@ class _TqdmStream(io.TextIOBase):
         return self.stream.isatty()
 
 
-def _through_tqdm(stream: TextIO) -> TextIO:
-    return cast(TextIO, _TqdmStream(stream))  # Rich asks for IO[str]
-{%- endif %}
-{%- endif %}
+def _tqdm_showing_bars() -> Any:
+    """tqdm's class while it shows a bar; None if tqdm is not even imported."""
+    std = sys.modules.get("tqdm.std")
+    if std is None:
+        return None
+    bars = std.tqdm
+    return bars if getattr(bars, "_instances", None) else None

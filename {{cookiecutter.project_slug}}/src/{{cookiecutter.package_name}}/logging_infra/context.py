@@ -8,9 +8,13 @@ import re
 import time
 from collections.abc import Mapping
 
-# torchrun, accelerate and DeepSpeed set RANK and WORLD_SIZE; SLURM its own names.
-RANK_VARIABLES = ("RANK", "SLURM_PROCID")
-WORLD_SIZE_VARIABLES = ("WORLD_SIZE", "SLURM_NTASKS")
+# The first one set gives the rank: torchrun, accelerate and DeepSpeed set RANK;
+# Lightning's launchers LOCAL_RANK on each node (with NODE_RANK), SLURM, Open MPI
+# and MPICH their own names.
+RANK_VARIABLES: tuple[str, ...] = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
+RANK_VARIABLES += ("OMPI_COMM_WORLD_RANK", "PMI_RANK")
+WORLD_SIZE_VARIABLES: tuple[str, ...] = ("WORLD_SIZE", "SLURM_NTASKS")
+WORLD_SIZE_VARIABLES += ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 # Shared by every process of one job, so that all ranks log the same run id.
 JOB_ID_VARIABLES = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")
 # ASCII digits only ("²" is a digit to str.isdigit(), not to int()), and few:
@@ -37,19 +41,46 @@ def detect(
     environ: Mapping[str, str], run_id_variable: str, notes: list[str]
 ) -> RunContext:
     """Read the run id and rank from the environment; problems go to ``notes``."""
-    rank = _whole_number(environ, RANK_VARIABLES, notes)
-    world_size = max(_whole_number(environ, WORLD_SIZE_VARIABLES, notes), rank + 1)
+    rank = find_rank(environ, notes)
+    _set_rank(rank)
+    world_size = _whole_number(environ, WORLD_SIZE_VARIABLES, notes) or 0
     return RunContext(
         run_id=_run_id(environ, run_id_variable, notes),
-        rank=rank,
-        world_size=world_size,
+        rank=rank or 0,
+        world_size=max(world_size, (rank or 0) + 1),
         host=_host_name(),
     )
 
 
+def find_rank(
+    environ: Mapping[str, str], notes: list[str], local: bool = False
+) -> int | None:
+    """The rank that a launcher gave this process, or None if none did.
+
+    LOCAL_RANK counts only with NODE_RANK (Lightning's subprocess launcher), or
+    with ``local``: in a process that the run's owner started.
+    """
+    names = RANK_VARIABLES
+    if not local and "NODE_RANK" not in environ:
+        names = tuple(name for name in names if name != "LOCAL_RANK")
+    rank = _whole_number(environ, names, notes)
+    if rank is None or "RANK" in environ or "LOCAL_RANK" not in environ:
+        return rank
+    # Lightning's launcher: LOCAL_RANK counts the processes of node NODE_RANK.
+    node = _whole_number(environ, ("NODE_RANK",), notes) or 0
+    per_node = _whole_number(environ, ("LOCAL_WORLD_SIZE",), notes)
+    if node and per_node is None:
+        notes.append(
+            f"NODE_RANK={node} without RANK or LOCAL_WORLD_SIZE: cannot tell this "
+            "process's rank; set RANK, or launch with torchrun or SLURM"
+        )
+    return node * (per_node or 0) + rank
+
+
 def _whole_number(
     environ: Mapping[str, str], names: tuple[str, ...], notes: list[str]
-) -> int:
+) -> int | None:
+    """The first of ``names`` that is set, as a number; None if none is set."""
     for name in names:
         value = environ.get(name, "").strip()
         if not value:
@@ -59,7 +90,7 @@ def _whole_number(
         shown = value if len(value) <= 40 else f"{value[:40]}..."
         notes.append(f"{name}={shown!r} is not a whole number below 10**6; using 0")
         return 0
-    return 0
+    return None
 
 
 def _run_id(environ: Mapping[str, str], run_id_variable: str, notes: list[str]) -> str:
@@ -71,7 +102,24 @@ def _run_id(environ: Mapping[str, str], run_id_variable: str, notes: list[str]) 
             if safe != value:
                 notes.append(f"{name}={value[:80]!r} is not a plain word; using {safe}")
             return safe
-    return new_run_id()
+    return _elastic_launch_id(environ) or new_run_id()
+
+
+def _elastic_launch_id(environ: Mapping[str, str]) -> str | None:
+    """A run id for the ranks of one ``accelerate launch`` (or torchrun without
+    ``--rdzv-id``), whose TORCHELASTIC_RUN_ID is "none": the directory that the
+    launcher made for this launch on this host is the same for all its ranks."""
+    error_file = environ.get("TORCHELASTIC_ERROR_FILE", "")
+    # <launcher's directory>/<launch>/attempt_N/<rank>/error.json
+    parts = error_file.replace("\\", "/").split("/")
+    if len(parts) < 5 or not parts[-3].startswith("attempt_"):
+        return None
+    try:  # changed only when the launch was added to it
+        started = os.stat("/".join(parts[:-4]) or "/").st_mtime
+    except OSError:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+    return f"{stamp}-{_UNSAFE.sub('_', parts[-4].rpartition('_')[2])[:16]}"
 
 
 def new_run_id() -> str:
@@ -90,6 +138,50 @@ def _host_name() -> str:
     return socket.gethostname()
 
 
+# A process started by the run's owner without a rank (Lightning's ddp_spawn
+# and ddp_fork set LOCAL_RANK in it after it has set up logging) looks for its
+# rank as it logs, until a launcher variable gives one.
+_rank = 0
+_rank_pending = False
+_rank_unknown = False  # no launcher variable named this process's rank
+
+
+def _set_rank(rank: int | None) -> None:
+    global _rank, _rank_pending, _rank_unknown
+    _rank, _rank_unknown, _rank_pending = rank or 0, rank is None, False
+
+
+def rank_is_known() -> bool:
+    """Did a launcher variable give this process's rank?"""
+    return not _rank_unknown
+
+
+def watch_rank() -> None:
+    """In a process that joined a run: if no variable gave its rank, look for
+    one as it logs."""
+    global _rank_pending
+    _rank_pending = _rank_unknown
+
+
+def process_rank() -> int:
+    """This process's rank, as far as it is known now."""
+    global _rank, _rank_pending
+    if _rank_pending:
+        rank = find_rank(os.environ, [], local=True)
+        if rank is not None:
+            _rank, _rank_pending = rank, False
+    return _rank
+
+
+def _after_fork_in_child() -> None:
+    global _rank_pending
+    _rank_pending = _rank_unknown  # a child of the owner may get a rank later
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class ContextFilter(logging.Filter):
     """Sets run_id, rank and host on every record: ``extra`` cannot forge them."""
 
@@ -99,4 +191,18 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.__dict__.update(self.context)
+        if _rank_pending or self.context["rank"] != _rank:
+            record.rank = self.context["rank"] = process_rank()
         return True
+
+
+class OtherRanksFilter(logging.Filter):
+    """The console's threshold for ranks other than 0, in a process whose rank
+    is learnt late."""
+
+    def __init__(self, level: str) -> None:
+        super().__init__()
+        self.levelno = logging.getLevelName(level)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.levelno or process_rank() == 0

@@ -21,6 +21,7 @@ import struct
 import threading
 import time
 
+from .context import process_rank
 from .files import LogFileHandler, warn
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
@@ -151,13 +152,15 @@ class Server:
             hello = _receive(connection, lambda: self.closing)
             if not hello or hello[0] != self.token:
                 return
-            rank = int(hello[1])
-            while (entries := _receive(connection, lambda: self.closing)) is not None:
+            # Each batch names its rank: a process may learn its rank after it
+            # joined (Lightning's ddp_spawn and ddp_fork).
+            while (batch := _receive(connection, lambda: self.closing)) is not None:
+                rank, entries = batch
                 # Memory stays bounded: a writer that falls behind leaves the
                 # batches in the peers' sockets, and their logging calls wait.
                 while self.records.qsize() > self.most_queued and not self.closing:
                     time.sleep(0.001)
-                self.records.put_nowait(Batch(self, rank, entries))
+                self.records.put_nowait(Batch(self, int(rank), entries))
                 self.received += 1
         except (OSError, ValueError, pickle.UnpicklingError, EOFError):
             pass
@@ -284,6 +287,9 @@ class Sender(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         texts: dict[int, str] = {}  # one text per formatter: info and error share
+        if (rank := process_rank()) != self.rank:
+            self.flush()  # a batch holds the records of one rank
+            self.rank = rank
         try:
             for handler in self.handlers:
                 if record.levelno < handler.level or not handler.filter(record):
@@ -318,7 +324,7 @@ class Sender(logging.Handler):
         try:
             if self.connection is None:  # a forked child connects when it first logs
                 self.connection = connect(self.address, self.rank)
-            _send(self.connection, entries)
+            _send(self.connection, (self.rank, entries))
         except OSError as error:
             self.broken = True
             warn(
