@@ -88,6 +88,7 @@ class Baked:
     path: Path
     answers: dict[str, str]
     files: list[Path] = field(default_factory=list)  # as rendered, before any run
+    defaults: bool = False  # made with every default answer
 
     @property
     def log_dir(self) -> Path:
@@ -144,7 +145,7 @@ def baked(request: pytest.FixtureRequest, cookies_session) -> Baked:  # type: ig
     assert result.exception is None, result.exception
     path = Path(result.project_path)
     files = sorted(p for p in path.rglob("*") if p.is_file())
-    return Baked(path, dict(result.context), files)
+    return Baked(path, dict(result.context), files, defaults=not request.param)
 
 
 def json_record(line: str) -> dict[str, str]:
@@ -187,6 +188,7 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"{infra}/files.py",
         f"{infra}/libraries.py",
         f"{infra}/redact.py",
+        f"{infra}/relay.py",
         f"{infra}/runs.py",
         f"{infra}/text_format.py",
         f"{infra}/writer.py",
@@ -195,11 +197,14 @@ def test_expected_files_exist(baked: Baked) -> None:
         "tests/logfiles.py",
         "tests/test_config.py",
         "tests/test_console.py",
+        "tests/test_faults.py",
+        "tests/test_hostile.py",
         "tests/test_lnav.py",
         "tests/test_main.py",
         "tests/test_processes.py",
         "tests/test_redact.py",
         "tests/test_runs.py",
+        "tests/test_workers.py",
     }
     # Modules and tests of options not chosen are not rendered.
     optional = {
@@ -258,11 +263,15 @@ def test_lint_and_types_are_clean(baked: Baked, mypy_cache: Path) -> None:
 
 
 def test_generated_test_suite_passes(baked: Baked) -> None:
+    # The slow tests (many processes, repetitions) do not depend on the options:
+    # the default project runs them, the other combinations leave them out.
+    slow = [] if baked.defaults else ["-m", "not slow"]
     result = run(
         sys.executable,
-        *("-m", "pytest", "-q", "-p", "no:cacheprovider"),
+        *("-m", "pytest", "-q", "-p", "no:cacheprovider", *slow),
         cwd=baked.path,
         env=project_env(baked.path),
+        timeout=900,
     )
     assert_passed(result.stdout)
 

@@ -23,6 +23,7 @@ import pytest
 import logfiles
 from {{ cookiecutter.package_name }} import config
 
+pytestmark = pytest.mark.slow
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
 

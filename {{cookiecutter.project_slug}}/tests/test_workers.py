@@ -16,6 +16,7 @@ import pytest
 
 import logfiles
 
+pytestmark = pytest.mark.slow
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 START_METHODS = [
     m
