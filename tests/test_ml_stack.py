@@ -173,9 +173,7 @@ libraries()
 
 
 @pytest.mark.parametrize("order", ["imported first", "imported after setup"])
-def test_hugging_face_records_once(
-    cookies_session, tmp_path: Path, order: str
-) -> None:  # type: ignore[no-untyped-def]
+def test_hugging_face_records_once(cookies_session, tmp_path: Path, order: str) -> None:  # type: ignore[no-untyped-def]
     for name in ("transformers", "datasets", "huggingface_hub"):
         pytest.importorskip(name)
     project = Path(cookies_session.bake().project_path)
