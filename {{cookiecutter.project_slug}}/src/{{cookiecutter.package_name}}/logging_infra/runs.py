@@ -14,21 +14,18 @@ import atexit
 import json
 import logging
 import os
-import platform
-import shlex
-import shutil
-import stat
-import subprocess
 import sys
+import threading
 import time
-from datetime import datetime
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from .context import RunContext
 from .files import FILE_MODE, make_private_dirs
 from .redact import redact
+
+TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
+if TYPE_CHECKING:
+    from typing import Any
 
 logger = logging.getLogger(__name__)
 PACKAGE = __name__.split(".")[0]
@@ -48,6 +45,16 @@ class _Run:
     def __init__(self, path: Path | None, record: dict[str, Any]) -> None:
         self.path, self.record = path, record
         self.started = time.monotonic()
+        # What is slow to learn (git, the installed version) is added by a
+        # thread, so that setup_logging() does not wait for it.
+        self.details = threading.Thread(
+            target=_add_details, args=(self,), name="run-record", daemon=True
+        )
+
+    def complete(self) -> None:
+        """Wait, briefly, for the details."""
+        if self.details.is_alive():
+            self.details.join(1.0)
 
 
 _fields: dict[str, Any] = {}  # from add_info(), kept for a record made later
@@ -96,11 +103,13 @@ def _remove_old_runs(base: Path, keep: int, current: Path, notes: list[str]) -> 
                 marker = os.lstat(Path(entry.path, MARKER))
             except OSError:
                 continue  # not made by this project
-            if stat.S_ISREG(marker.st_mode):
+            if marker.st_mode & 0o170000 == 0o100000:  # a regular file: stat.S_ISREG
                 runs.append((marker.st_mtime_ns, entry.name))
     runs.sort()
     for _, name in runs[: max(len(runs) - (keep - 1), 0)]:
         try:
+            import shutil  # only when there is something to remove
+
             shutil.rmtree(base / name)
         except FileNotFoundError:
             pass  # another run's set-up removed it first
@@ -132,12 +141,12 @@ def start(
         "run_id": run.run_id,
         "status": "running",
         "start": _now(),
-        "command": shlex.join(sys.orig_argv),
+        "command": None,  # these four come from _add_details()
         "cwd": os.getcwd(),
-        "git": git_info(Path(__file__).parent),
-        "version": _version(),
-        "python": platform.python_version(),
-        "os": " ".join((platform.system(), platform.release(), platform.machine())),
+        "git": None,
+        "version": None,
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
+        "os": None,
         "host": run.host,
         "pid": os.getpid(),
         "world_size": run.world_size,
@@ -161,13 +170,27 @@ def start(
         except OSError as error:
             logger.warning("Cannot write the run record %s: %s", path, error)
             _run.path = path = None
-    _write(_run)
+    _run.details.start()
+
+
+def _add_details(run: _Run) -> None:
+    import platform
+    import shlex
+
+    run.record.update(
+        command=shlex.join(sys.orig_argv),
+        git=git_info(Path(__file__).parent),
+        version=_version(),
+        os=" ".join((platform.system(), platform.release(), platform.machine())),
+    )
+    _write(run)
 
 
 def summary() -> str:
     """The run record in one line, for the log."""
     if _run is None:
         raise RuntimeError("setup_logging() has not been called")
+    _run.complete()
     record = _run.record
     git = record["git"] or {}
     commit = (git.get("commit") or "none")[:12]
@@ -195,6 +218,7 @@ def add_info(fields: dict[str, Any]) -> None:
         raise ValueError(f"{', '.join(sorted(taken))}: set by the run record itself")
     _fields.update(fields)
     if _run is not None and "end" not in _run.record:
+        _run.complete()
         _run.record.update(fields)
         _write(_run)
 
@@ -208,6 +232,7 @@ def end(exit_code: int | None = None) -> None:
     """
     if _run is None or "end" in _run.record:
         return
+    _run.complete()
     error = sys.exc_info()[1]
     if error is None and exit_code is None:  # at exit: only the interpreter knows
         error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
@@ -247,6 +272,8 @@ atexit.register(end)  # for entry points that do not call end() themselves
 def git_info(directory: Path) -> dict[str, Any] | None:
     """Commit, branch and whether tracked files changed; None outside a repository,
     without git, or if git takes longer than GIT_TIMEOUT."""
+    import subprocess  # slow to import: only here, on the details thread
+
     try:
         done = subprocess.run(
             ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
@@ -296,6 +323,8 @@ def _torch_info() -> dict[str, Any]:
 
 
 def _version() -> str | None:
+    from importlib import metadata  # slow to import: only on the details thread
+
     try:
         return metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:  # run from a checkout, not installed
@@ -303,7 +332,13 @@ def _version() -> str | None:
 
 
 def _now() -> str:
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+    """Local time with milliseconds and offset: 2026-11-27T13:02:48.713+01:00."""
+    now = time.time()
+    local = time.localtime(now)
+    offset = time.strftime("%z", local)
+    milliseconds = int(now % 1 * 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+    return f"{stamp}.{milliseconds:03d}{offset[:3]}:{offset[3:]}"
 
 
 def _compact(value: Any) -> str:
