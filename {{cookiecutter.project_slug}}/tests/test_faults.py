@@ -45,7 +45,7 @@ def script(tmp_path: Path, body: str) -> str:
 
 
 def run_scenario(
-    run_python: RunPython, tmp_path: Path, body: str, timeout: float = 60
+    run_python: RunPython, tmp_path: Path, body: str, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     try:
         return run_python(script(tmp_path, body), timeout=timeout)

@@ -49,7 +49,7 @@ def log_forever(worker):
 
 
 def run_script(
-    run_python: RunPython, tmp_path: Path, body: str, timeout: float = 120
+    run_python: RunPython, tmp_path: Path, body: str, timeout: float = 300
 ) -> str:
     """Run PRELUDE + body under ``if __name__ == "__main__"``; fail on a hang.
 
@@ -132,7 +132,7 @@ for repetition in range({repetitions}):
 logging.getLogger("parent").info("parent still logs")
 print("done")
 """,
-        timeout=300,
+        timeout=600,
     )
 
     assert output.strip() == "done"
@@ -164,7 +164,7 @@ for repetition in range(5):
         pool.apply(log_records, (repetition, 300))  # a new worker takes over
 print("done")
 """,
-        timeout=180,
+        timeout=300,
     )
 
     assert output.strip() == "done"

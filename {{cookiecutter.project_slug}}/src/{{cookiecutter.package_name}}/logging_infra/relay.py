@@ -143,6 +143,7 @@ class Server:
                 target=self._read, args=(connection,), name="log-relay-reader"
             )
             thread.daemon = True
+            self.readers = [(t, c) for t, c in self.readers if t.is_alive()]
             self.readers.append((thread, connection))
             thread.start()
 
@@ -185,6 +186,12 @@ class Server:
                     progress, since = self.received, time.monotonic()
         self.listener.close()
         self._forget()
+
+    def close_files(self) -> None:
+        """Close the files opened for other ranks, once the writer is done."""
+        for handler in self.ranked.values():
+            if handler is not None:
+                handler.close()
 
     def close_in_child(self) -> None:
         """After a fork: the child must not hold the owner's sockets open."""

@@ -224,6 +224,8 @@ class _Writer:
         if self.is_alive() and not self.on_own_thread():
             self.records.put_nowait(None)
             self._wait(lambda: not self.is_alive(), FLUSH_SECONDS)
+        if self.server is not None:
+            self.server.close_files()
         if self.handler is not None and self.handler in self.root.handlers:
             self.root.removeHandler(self.handler)
             for handler in self.relay.handlers if self.relay else self.handlers:
