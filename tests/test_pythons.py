@@ -52,6 +52,7 @@ def test_generated_project_on_python(
         default_project / "tests",
         cwd=default_project,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
+        timeout=1200,  # many-process and fault scenarios included
     )
     assert_passed(tests.stdout)
     demo = run(
