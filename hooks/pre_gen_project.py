@@ -24,7 +24,7 @@ SLUG = re.compile(r"[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*")
 PACKAGE = re.compile(r"[a-z_][a-z0-9_]*")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 LOG_DIR_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
-MAX_NAME = 50
+MAX_NAME = 40  # keeps every generated line, imports of the package included, within 88
 MAX_LOG_DIR = 60
 # Top-level folders of the generated project that logs must not be mixed into.
 RESERVED_DIRS = {"src", "tests", ".git", ".github"}

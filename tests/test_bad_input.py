@@ -16,7 +16,7 @@ BAD_ANSWERS = {
     "slug-with-space": ("project_slug", "my project"),
     "slug-uppercase": ("project_slug", "MyProject"),
     "slug-keyword": ("project_slug", "class"),
-    "slug-too-long": ("project_slug", "a" * 51),
+    "slug-too-long": ("project_slug", "a" * 41),
     "package-not-identifier": ("package_name", "my-package"),
     "package-leading-digit": ("package_name", "2fast"),
     "package-keyword": ("package_name", "import"),

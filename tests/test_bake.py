@@ -66,7 +66,7 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "author_email": "",
     },
     "longest-names": {
-        "project_name": "x" * 50,
+        "project_name": "x" * 40,
         "log_dir": "deeply-nested.log-dir/" * 2 + "d" * 16,
     },
 }
