@@ -353,13 +353,16 @@ def test_a_library_with_its_own_handler_logs_once(
     library = tmp_path / "lib" / "accelerate"
     library.mkdir(parents=True)
     (library / "__init__.py").write_text(LIBRARY)
-    imports = ["import accelerate", "setup_logging('logs')"]
+    imports = ["import accelerate", "setup_logging('logs', 'DEBUG')"]
     if order == "imported after setup":
         imports.reverse()
     result = run_python(
         "-c",
         f"import logging, sys; sys.path.insert(0, 'lib')\n"
-        f"from {config.__name__} import setup_logging\n"
+        f"from {config.__name__} import LOGGING_CONFIG, setup_logging\n"
+        # Every level and one shared directory, whatever the project was made with.
+        "LOGGING_CONFIG['handlers']['info']['level'] = 'DEBUG'\n"
+        f"import {config.__name__} as config; config.RUN_DIRS_KEPT = None\n"
         + "\n".join(imports)
         + "\nlogging.getLogger('accelerate.state').warning('from the library')\n",
     )

@@ -105,7 +105,7 @@ def test_a_planted_symlink_is_never_followed(
         victim.chmod(0o644)
     (log_dir / name).symlink_to(victim)
 
-    assert config.setup_logging(log_dir) is None
+    assert config.setup_logging(log_dir, level="DEBUG") is None
     for number in range(10):
         log.critical("record %d", number)
     config.flush_logs()
@@ -165,8 +165,10 @@ def test_no_stderr_logs_to_the_files_only(
         "-c",
         "import logging, sys\n"
         "assert sys.stderr is None\n"
-        "from {{ cookiecutter.package_name }}.config import setup_logging\n"
-        "print(setup_logging('logs'))\n"
+        "from {{ cookiecutter.package_name }} import config\n"
+        "config.RUN_DIRS_KEPT = None  # one shared directory, whatever the layout\n"
+        "config.LOGGING_CONFIG['handlers']['info']['level'] = 'DEBUG'\n"
+        "print(config.setup_logging('logs', 'DEBUG'))\n"
         "logging.getLogger().critical('still logged')\n",
         stderr_closed=True,
     )
@@ -174,7 +176,7 @@ def test_no_stderr_logs_to_the_files_only(
     assert result.returncode == 0
     assert result.stdout == "logs\n"
     records = logfiles.read(tmp_path / "logs" / "error.log")
-    assert [r.message for r in records] == ["still logged"]
+    assert [r.message for r in records if r.level == "CRITICAL"] == ["still logged"]
     [warning] = logfiles.read(tmp_path / "logs" / "info.log")[:1]
     assert warning.message == "No stream to write to: logging without console"
 
@@ -191,7 +193,8 @@ def test_a_bad_run_id_warns_once_and_is_made_safe(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_id: str
 ) -> None:
     monkeypatch.setenv(config.RUN_ID_ENV, run_id)
-    config.setup_logging(tmp_path)
+    monkeypatch.setitem(config.LOGGING_CONFIG["handlers"]["info"], "level", "DEBUG")
+    config.setup_logging(tmp_path, level="DEBUG")
     log.critical("hello")
 
     safe = config.run_context().run_id

@@ -367,7 +367,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     try:
         if _writer.relay is None:  # a worker's end is its owner's business
             logging.getLogger(__name__).warning("Terminated by signal %d", signum)
-        _writer.flush(timeout=5.0)
+        _writer.flush()  # gives up only when the writer makes no progress
     except Exception:
         pass
     finally:
