@@ -11,6 +11,11 @@ from conftest import PYTHONS, assert_passed, find_python, run
 pytestmark = pytest.mark.slow
 
 
+def version_info(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
 @pytest.fixture(scope="module")
 def default_project(cookies_session) -> Path:  # type: ignore[no-untyped-def]
     result = cookies_session.bake()
@@ -42,6 +47,8 @@ def test_generated_project_on_python(
         cwd=tmp_path,
     )
 
+    # This interpreter runs the slow scenarios in test_bake.py already.
+    slow = ["-m", "not slow"] if sys.version_info[:2] == version_info(version) else []
     tests = run(
         venv_python,
         "-m",
@@ -49,6 +56,7 @@ def test_generated_project_on_python(
         "-q",
         "-p",
         "no:cacheprovider",
+        *slow,
         default_project / "tests",
         cwd=default_project,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
