@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -45,16 +44,14 @@ class _Run:
     def __init__(self, path: Path | None, record: dict[str, Any]) -> None:
         self.path, self.record = path, record
         self.started = time.monotonic()
-        # What is slow to learn (git, the installed version) is added by a
-        # thread, so that setup_logging() does not wait for it.
-        self.details = threading.Thread(
-            target=_add_details, args=(self,), name="run-record", daemon=True
-        )
+        self.detailed = False
 
     def complete(self) -> None:
-        """Wait, briefly, for the details."""
-        if self.details.is_alive():
-            self.details.join(1.0)
+        """Add what is slow to learn (git, the installed version): when the run's
+        summary is asked for or the run ends, not while logging is set up."""
+        if not self.detailed:
+            self.detailed = True
+            _add_details(self)
 
 
 _fields: dict[str, Any] = {}  # from add_info(), kept for a record made later
@@ -170,7 +167,7 @@ def start(
         except OSError as error:
             logger.warning("Cannot write the run record %s: %s", path, error)
             _run.path = path = None
-    _run.details.start()
+    _write(_run)
 
 
 def _add_details(run: _Run) -> None:
@@ -272,7 +269,7 @@ atexit.register(end)  # for entry points that do not call end() themselves
 def git_info(directory: Path) -> dict[str, Any] | None:
     """Commit, branch and whether tracked files changed; None outside a repository,
     without git, or if git takes longer than GIT_TIMEOUT."""
-    import subprocess  # slow to import: only here, on the details thread
+    import subprocess  # slow to import: not at set-up
 
     try:
         done = subprocess.run(
@@ -323,7 +320,7 @@ def _torch_info() -> dict[str, Any]:
 
 
 def _version() -> str | None:
-    from importlib import metadata  # slow to import: only on the details thread
+    from importlib import metadata  # slow to import: not at set-up
 
     try:
         return metadata.version(PACKAGE)
