@@ -26,7 +26,7 @@ START_METHODS = [
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 PRELUDE = """
-import logging, multiprocessing, os, signal, sys, time
+import logging, multiprocessing, os, signal, sys, time, warnings
 from {{ cookiecutter.package_name }} import config
 config.LOGGING_CONFIG["root"]["level"] = "INFO"
 config.LOGGING_CONFIG["handlers"]["info"]["level"] = "INFO"
@@ -38,6 +38,9 @@ def log_records(worker, count):
     for number in range(count):
         log.info("worker %d record %06d", worker, number)
     return os.getpid()
+
+def warn(number):
+    warnings.warn("deprecated call " + str(number), UserWarning)
 
 def log_forever(worker):
     log = logging.getLogger(f"worker.{worker}")
@@ -259,3 +262,25 @@ with open({str(tmp_path / "info.log")!r}, encoding="utf-8") as written:
     )
 
     assert int(output) == 60_000
+
+
+def test_a_spawned_workers_warnings_reach_the_files(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    run_script(
+        run_python,
+        tmp_path,
+        f"""
+from concurrent.futures import ProcessPoolExecutor
+config.setup_logging({str(tmp_path)!r})
+context = multiprocessing.get_context("spawn")
+with ProcessPoolExecutor(2, context, initializer=config.worker_logging()) as pool:
+    list(pool.map(warn, range(4)))
+""",
+    )
+
+    found = [r for r in records(tmp_path) if "deprecated call" in r.message]
+    assert sorted(r.message.split(": ")[-1] for r in found) == [
+        f"deprecated call {number}" for number in range(4)
+    ]
+    assert {(r.file, r.function) for r in found} == {("scenario.py", "warn")}
