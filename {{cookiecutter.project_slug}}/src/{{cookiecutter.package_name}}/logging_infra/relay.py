@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
 import socket
 import struct
 import threading
@@ -128,6 +129,7 @@ class Server:
                 handler.flush()
 
     def _accept(self) -> None:
+        leave_signals_to_the_main_thread()
         while True:
             try:
                 connection, _ = self.listener.accept()
@@ -149,6 +151,7 @@ class Server:
 
     def _read(self, connection: socket.socket) -> None:
         """Queue each whole batch; a peer that dies mid-batch loses only that."""
+        leave_signals_to_the_main_thread()
         try:
             hello = _receive(connection, lambda: self.closing)
             if not hello or hello[0] != self.token:
@@ -223,6 +226,25 @@ def _private_directory() -> str:
     path = os.path.join(base, f"log-{os.urandom(8).hex()}")
     os.mkdir(path, 0o700)
     return path
+
+
+def leave_signals_to_the_main_thread() -> None:
+    """Block the usual signals in this (background) thread.
+
+    The kernel hands a process's signal to any thread that does not block it,
+    and Python runs the handler in the main thread only when that thread runs
+    again: one waiting on a lock (a pool worker waiting for work) would never
+    see a SIGTERM that landed on a logging thread.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
+
+
+_ASYNC_SIGNALS = {
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1")
+    if hasattr(signal, name)
+}
 
 
 def _ranked_copy(handler: LogFileHandler, rank: int) -> LogFileHandler | None:

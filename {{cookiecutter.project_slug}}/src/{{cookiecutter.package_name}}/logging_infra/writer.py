@@ -130,6 +130,7 @@ class _Writer:
         self.thread.start()
 
     def _run(self) -> None:
+        relay.leave_signals_to_the_main_thread()
         records = self.records
         while True:
             try:
