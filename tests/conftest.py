@@ -97,6 +97,12 @@ def find_python(version: str) -> str | None:
     return None
 
 
+def pinned(*names: str) -> list[str]:
+    """The requirements-dev.txt lines that pin these packages, e.g. "tqdm==4.70.1"."""
+    lines = (TEMPLATE_DIR / "requirements-dev.txt").read_text().splitlines()
+    return [line for line in lines if line.split("==")[0] in names]
+
+
 def assert_passed(output: str) -> None:
     """A generated project's tests all passed; only optional libraries may skip."""
     lines = output.splitlines()

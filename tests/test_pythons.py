@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PYTHONS, assert_passed, find_python, run
+from conftest import PYTHONS, assert_passed, find_python, pinned, run
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def test_generated_project_on_python(
         "-q",
         "-e",
         default_project,
-        "pytest",
+        *pinned("pytest", "tqdm"),  # tqdm: the console's progress-bar test
         cwd=tmp_path,
     )
 

@@ -42,8 +42,12 @@ def log_records(worker, count):
 def warn(number):
     warnings.warn("deprecated call " + str(number), UserWarning)
 
-def log_forever(worker):
+def log_forever(worker, pid_file=None):
     log = logging.getLogger(f"worker.{worker}")
+    if pid_file:  # written whole, for the parent to read
+        with open(pid_file + ".new", "w") as file:
+            file.write(str(os.getpid()))
+        os.replace(pid_file + ".new", pid_file)
     number = 0
     while True:
         log.info("endless %d record %06d", worker, number)
@@ -149,33 +153,40 @@ print("done")
 
 
 @posix_only
+@pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_a_killed_worker_loses_only_its_own_records(
-    tmp_path: Path, run_python: RunPython
+    tmp_path: Path, run_python: RunPython, method: str
 ) -> None:
+    # Only the worker that logs is killed: the idle one waits for tasks holding
+    # the pool's queue lock, and a worker killed there hangs any Pool for good.
+    repetitions = 100 if method == "fork" else 5
     output = run_script(
         run_python,
         tmp_path,
         f"""
 config.setup_logging({str(tmp_path)!r})
-context = multiprocessing.get_context("spawn")
-for repetition in range(5):
+context = multiprocessing.get_context({method!r})
+for repetition in range({repetitions}):
     with context.Pool(2, initializer=config.worker_logging()) as pool:
-        [victim] = [p for p in pool._pool][:1]
-        endless = pool.apply_async(log_forever, (99,))
-        time.sleep(0.2)
-        for process in pool._pool:
-            os.kill(process.pid, signal.SIGKILL)  # whichever is logging dies
-        time.sleep(0.1)
-        pool.apply(log_records, (repetition, 300))  # a new worker takes over
+        pid_file = os.path.join({str(tmp_path)!r}, "victim.pid")
+        pool.apply_async(log_forever, (99, pid_file))
+        while not os.path.exists(pid_file):
+            time.sleep(0.01)
+        time.sleep(0.05)  # well into its records
+        os.kill(int(open(pid_file).read()), signal.SIGKILL)
+        os.remove(pid_file)
+        pool.apply(log_records, (repetition, 300))  # the other worker, or a new one
 print("done")
 """,
-        timeout=300,
+        timeout=600,
     )
 
     assert output.strip() == "done"
     found = records(tmp_path)  # fails on a torn line
     messages = [r.message for r in found]
-    expected = [f"worker {r} record {n:06d}" for r in range(5) for n in range(300)]
+    expected = [
+        f"worker {r} record {n:06d}" for r in range(repetitions) for n in range(300)
+    ]
     assert_exactly_once(messages, expected)
 
 
