@@ -129,6 +129,45 @@ while True:
         records(tmp_path, "error")
 
 
+@posix_only
+def test_sigterm_ends_a_process_whose_main_thread_is_stuck_in_c_code(
+    tmp_path: Path,
+) -> None:
+    # Python's handler waits for the main thread to run Python code again. A C
+    # call that resumes its wait after a signal (here glibc's sigwait, as a
+    # stuck collective would) postpones it for good: the watcher writes and kills.
+    body = f"""
+config.setup_logging({str(tmp_path)!r})
+for number in range(1000):
+    log.info("record %04d", number)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
+print("ready", flush=True)
+signal.sigwait([signal.SIGUSR2])
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])}
+    process = subprocess.Popen(
+        [sys.executable, script(tmp_path, body)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    time.sleep(1)  # into sigwait
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("SIGTERM did not end the process")
+
+    assert process.returncode == -signal.SIGKILL, stderr
+    messages = [r.message for r in records(tmp_path)]
+    assert messages[:1000] == [f"record {n:04d}" for n in range(1000)]
+    assert messages[1000:] == ["Terminated by SIGTERM"]
+
+
 def test_setup_from_two_threads_at_once(tmp_path: Path) -> None:
     failures: list[BaseException] = []
 

@@ -186,7 +186,7 @@ def test_queued_records_are_written_on_sigterm(
     )
 
     assert result.returncode == -signal.SIGTERM
-    assert result.stderr.splitlines() == [*EXPECTED_20000, "Terminated by signal 15"]
+    assert result.stderr.splitlines() == [*EXPECTED_20000, "Terminated by SIGTERM"]
     assert_exactly_once(messages(tmp_path), EXPECTED_20000)
 
 

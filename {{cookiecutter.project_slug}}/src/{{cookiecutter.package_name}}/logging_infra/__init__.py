@@ -11,6 +11,7 @@
 - ``redact``: masks secrets in every sink
 - ``relay``: how every process of a run reaches the one that writes the files
 - ``runs``: run directories, ``latest``, retention and the run record (run.json)
+- ``sigterm``: SIGTERM writes what is queued, then ends the process
 - ``text_format``: {{ "the console's" if cookiecutter.log_format == "json" else "one line per record," }} control characters escaped
-- ``writer``: the background writer, worker processes, exit and SIGTERM
+- ``writer``: the background writer, worker processes and exit
 """

@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import pickle
-import signal
 import socket
 import struct
 import threading
@@ -24,6 +23,7 @@ import time
 
 from .context import process_rank
 from .files import LogFileHandler, warn
+from .sigterm import leave_signals_to_the_main_thread
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
 if TYPE_CHECKING:
@@ -226,25 +226,6 @@ def _private_directory() -> str:
     path = os.path.join(base, f"log-{os.urandom(8).hex()}")
     os.mkdir(path, 0o700)
     return path
-
-
-def leave_signals_to_the_main_thread() -> None:
-    """Block the usual signals in this (background) thread.
-
-    The kernel hands a process's signal to any thread that does not block it,
-    and Python runs the handler in the main thread only when that thread runs
-    again: one waiting on a lock (a pool worker waiting for work) would never
-    see a SIGTERM that landed on a logging thread.
-    """
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
-
-
-_ASYNC_SIGNALS = {
-    getattr(signal, name)
-    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1")
-    if hasattr(signal, name)
-}
 
 
 def _ranked_copy(handler: LogFileHandler, rank: int) -> LogFileHandler | None:

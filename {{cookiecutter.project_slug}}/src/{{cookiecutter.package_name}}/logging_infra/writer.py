@@ -21,19 +21,17 @@ import logging
 import logging.handlers
 import os
 import queue
-import signal
 import socket
 import sys
 import threading
 import time
 
-from . import redact, relay
+from . import redact, relay, sigterm
 from .files import LogFileHandler, warn
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from types import FrameType
     from typing import Any
 
 # Records waiting at most (about 0.7 KiB each): a burst beyond it makes logging
@@ -130,7 +128,7 @@ class _Writer:
         self.thread.start()
 
     def _run(self) -> None:
-        relay.leave_signals_to_the_main_thread()
+        sigterm.leave_signals_to_the_main_thread()
         records = self.records
         while True:
             try:
@@ -244,6 +242,7 @@ class _Writer:
 
 
 _writer = _Writer()
+_owner_pid = 0  # of the process that writes the files
 
 
 def start(
@@ -259,9 +258,11 @@ def start(
     in the environment ``variable``. Else it owns the files, listens itself and
     sets ``variable`` and ``environment`` for the processes it starts.
     """
+    global _owner_pid
     if joined is not None:
         _writer.start(root, relay.Sender(os.environ[variable], rank, [], joined))
     else:
+        _owner_pid = os.getpid()
         handlers = root.handlers[:]
         _writer.start(root, None)
         _writer.server = relay.Server(
@@ -313,6 +314,13 @@ def _send_before_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
+    try:
+        _join_parent_run()
+    finally:
+        sigterm.after_fork_in_child()
+
+
+def _join_parent_run() -> None:
     """A forked child has no writer thread: it joins the run of its parent."""
     global _writer
     parent, _writer = _writer, _Writer()
@@ -349,29 +357,20 @@ def _current_levels() -> dict[str, int]:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=sigterm.before_fork,
+        after_in_parent=sigterm.after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 atexit.register(stop)
 
 
 def drain_on_sigterm() -> None:
     """On SIGTERM, write what is queued, then die of the signal as before."""
-    if (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    ):
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    sigterm.install(_before_sigterm_exit)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # The main thread may be inside a handler that this one would enter again:
-    # the writer thread does the writing, and the process dies whatever happens.
-    try:
-        if _writer.relay is None:  # a worker's end is its owner's business
-            logging.getLogger(__name__).warning("Terminated by signal %d", signum)
-        _writer.flush()  # gives up only when the writer makes no progress
-    except Exception:
-        pass
-    finally:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-    raise SystemExit(128 + signum)  # where the signal is not fatal at once (Windows)
+def _before_sigterm_exit() -> None:
+    if os.getpid() == _owner_pid:  # a worker's end is its owner's business
+        logging.getLogger(__name__).warning("Terminated by SIGTERM")
+    _writer.flush()  # gives up only when the writer makes no progress

@@ -1,0 +1,169 @@
+"""SIGTERM writes what is queued, then ends the process as it would have.
+
+Python runs a signal handler in the main thread, and only when that thread
+runs Python code again. A main thread waiting on a lock can miss the signal
+for good: glibc's ``sem_wait``, woken but beaten to the lock, waits again
+without reporting it (a pool worker then hangs ``Pool.terminate()``: once
+in a few hundred terminations of a pool of two). So the signal also reaches a
+watcher thread, through ``signal.set_wakeup_fd()``, which interrupts the main
+thread until the handler runs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
+
+# A main thread that runs no Python code this long after SIGTERM (stuck in a
+# C call) is not waited for: the watcher writes what is queued and kills.
+GRACE_SECONDS = 5.0
+
+ASYNC_SIGNALS = {
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1")
+    if hasattr(signal, name)
+}
+
+
+def leave_signals_to_the_main_thread() -> None:
+    """Block the usual signals in this (background) thread.
+
+    The kernel hands a process's signal to any thread that does not block it;
+    one that landed on a logging thread would leave the main thread unaware.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, ASYNC_SIGNALS)
+
+
+_before_exit: Callable[[], object] | None = None
+_terminating = False
+_pipe: tuple[int, int] | None = None  # the watcher's end, the handler's end
+_masks = threading.local()  # the forking thread's signal mask before a fork
+
+
+def install(before_exit: Callable[[], object]) -> None:
+    """Run ``before_exit()`` on SIGTERM, where SIGTERM still ends the process.
+
+    Only from the main thread, and only over the default action: a handler
+    of the user's or of a launcher's is theirs.
+    """
+    global _before_exit
+    _before_exit = before_exit
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm and _pipe is None:
+        _watch()
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # The main thread may be inside a handler that this one would enter again:
+    # the writer thread does the writing, and the process dies whatever happens.
+    global _terminating
+    if _terminating:
+        return  # the watcher's reminder, while this runs
+    _terminating = True
+    try:
+        if _before_exit is not None:
+            _before_exit()  # gives up only when the writer makes no progress
+    except Exception:
+        pass
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    raise SystemExit(128 + signum)  # where the signal is not fatal at once (Windows)
+
+
+def _watch() -> None:
+    """Start the watcher, unless the wakeup fd is taken (an event loop's)."""
+    global _pipe
+    if not hasattr(signal, "pthread_kill"):
+        return  # Windows: no signal interrupts a waiting thread there anyway
+    read, write = os.pipe()
+    os.set_blocking(write, False)  # the signal handler must never block
+    try:
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except ValueError:  # not the main interpreter
+        previous = -2
+    if previous != -1:
+        if previous >= 0:
+            signal.set_wakeup_fd(previous)
+        os.close(read)
+        os.close(write)
+        return
+    _pipe = read, write
+    watcher = threading.Thread(target=_watcher, args=(read,), name="log-sigterm")
+    watcher.daemon = True
+    watcher.start()
+
+
+def _watcher(read: int) -> None:
+    global _terminating
+    leave_signals_to_the_main_thread()
+    while True:
+        try:
+            received = os.read(read, 64)  # the numbers of the signals caught
+        except OSError:
+            return
+        if not received:
+            return
+        if signal.SIGTERM in received:
+            break
+    main = threading.main_thread().ident
+    deadline = time.monotonic() + GRACE_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if _terminating:
+            return  # the handler runs, and ends the process
+        if main is not None:
+            signal.pthread_kill(main, signal.SIGTERM)  # a wait that missed it
+    _terminating = True
+    try:
+        if _before_exit is not None:
+            _before_exit()
+    finally:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def before_fork() -> None:
+    # The child must not take SIGTERM before it has a wakeup pipe of its own:
+    # its handler would write to this process's pipe.
+    if _pipe is not None:
+        _masks.before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def after_fork_in_parent() -> None:
+    before = getattr(_masks, "before", None)
+    if before is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        _masks.before = None
+
+
+def after_fork_in_child() -> None:
+    """The parent's watcher thread is not in the child: watch afresh.
+
+    Last of the child's at-fork work: a SIGTERM held back since the fork ends
+    a child that knows by then whether it joined a run.
+    """
+    global _pipe, _terminating
+    before = getattr(_masks, "before", None)
+    if _pipe is None or before is None:
+        return
+    try:
+        for fd in _pipe:
+            os.close(fd)
+        _pipe, _terminating = None, False
+        signal.set_wakeup_fd(-1)
+        if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+            _watch()
+    finally:
+        _masks.before = None
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)  # a SIGTERM comes now
