@@ -167,7 +167,6 @@ def _setup(
     path = directory and runs.record_path(directory, run, per_run)
     owner = run.rank == 0 and joined is None  # joined processes are not the run
     runs.start(path if owner else None, run, config, directory)
-    writer.soon(runs.write)  # its masking compiles the patterns: not here
     return directory
 
 

@@ -11,10 +11,10 @@ commit and machine, with which arguments; the end of the run completes it.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -56,7 +56,6 @@ class _Run:
 
 _fields: dict[str, Any] = {}  # from add_info(), kept for a record made later
 _run: _Run | None = None
-_lock = threading.RLock()  # the writer thread writes the first version
 
 
 def run_directory(base: Path, run: RunContext, keep: int, notes: list[str]) -> Path:
@@ -132,7 +131,7 @@ def _point_latest(base: Path, name: str, notes: list[str]) -> None:
 def start(
     path: Path | None, run: RunContext, config: dict[str, Any], log_dir: Path | None
 ) -> None:
-    """Start the run record, for ``write()`` to write at ``path`` (if not None)."""
+    """Start the run record; write it at ``path`` unless that is None."""
     global _run
     handlers = config["handlers"]
     record: dict[str, Any] = {
@@ -167,28 +166,20 @@ def start(
             make_private_dirs(path.parent)
         except OSError as error:
             logger.warning("Cannot write the run record %s: %s", path, error)
-            _run.path = None
-
-
-def write() -> None:
-    """Write the run record as it stands (its masking compiles the patterns:
-    set-up has the writer thread call this)."""
-    if _run is not None:
-        _write(_run)
+            _run.path = path = None
+    _write(_run)
 
 
 def _add_details(run: _Run) -> None:
     import platform
     import shlex
 
-    details = dict(
+    run.record.update(
         command=shlex.join(sys.orig_argv),
         git=git_info(Path(__file__).parent),
         version=_version(),
         os=" ".join((platform.system(), platform.release(), platform.machine())),
     )
-    with _lock:
-        run.record.update(details)
     _write(run)
 
 
@@ -225,8 +216,7 @@ def add_info(fields: dict[str, Any]) -> None:
     _fields.update(fields)
     if _run is not None and "end" not in _run.record:
         _run.complete()
-        with _lock:
-            _run.record.update(fields)
+        _run.record.update(fields)
         _write(_run)
 
 
@@ -254,16 +244,15 @@ def end(exit_code: int | None = None) -> None:
         exit_code = 1
     if exit_code == 0 or (exit_code is None and error is None):
         status = "finished"
-    with _lock:
-        _run.record.update(
-            end=_now(),
-            duration_s=round(time.monotonic() - _run.started, 3),
-            status=status,
-            exit_code=exit_code,
-            **_torch_info(),  # GPU names are known once CUDA is in use
-        )
-        if error is not None:
-            _run.record["error"] = f"{type(error).__name__}: {error}"
+    _run.record.update(
+        end=_now(),
+        duration_s=round(time.monotonic() - _run.started, 3),
+        status=status,
+        exit_code=exit_code,
+        **_torch_info(),  # GPU names are known once CUDA is in use
+    )
+    if error is not None:
+        _run.record["error"] = f"{type(error).__name__}: {error}"
     _write(_run)
 
 
@@ -350,33 +339,27 @@ def _now() -> str:
 
 
 def _compact(value: Any) -> str:
-    import json  # not needed at set-up
-
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _write(run: _Run) -> None:
     """Replace the record in one step, with secrets masked as in the logs."""
-    import json  # not needed at set-up
-
-    with _lock:
-        if run.path is None:
-            return
-        text = json.dumps(run.record, indent=2, ensure_ascii=False, default=str)
-        text = redact(text)
-        try:
-            json.loads(text)
-        except ValueError:  # a mask cut through an escape: mask value by value
-            text = json.dumps(_masked(run.record), indent=2, ensure_ascii=False)
-        temporary = run.path.with_name(f".{run.path.name}.{os.getpid()}")
-        try:
-            make_private_dirs(run.path.parent)  # deleted while the run went on?
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-            with open(fd, "w", encoding="utf-8") as file:
-                file.write(text + "\n")
-            os.replace(temporary, run.path)
-        except OSError as error:
-            logger.warning("Cannot write the run record %s: %s", run.path, error)
+    if run.path is None:
+        return
+    text = redact(json.dumps(run.record, indent=2, ensure_ascii=False, default=str))
+    try:
+        json.loads(text)
+    except ValueError:  # a mask cut through an escape: mask value by value instead
+        text = json.dumps(_masked(run.record), indent=2, ensure_ascii=False)
+    temporary = run.path.with_name(f".{run.path.name}.{os.getpid()}")
+    try:
+        make_private_dirs(run.path.parent)  # deleted while the run went on?
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with open(fd, "w", encoding="utf-8") as file:
+            file.write(text + "\n")
+        os.replace(temporary, run.path)
+    except OSError as error:
+        logger.warning("Cannot write the run record %s: %s", run.path, error)
 
 
 def _masked(value: Any) -> Any:

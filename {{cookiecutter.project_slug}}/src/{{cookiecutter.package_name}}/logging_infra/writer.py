@@ -144,7 +144,7 @@ class _Writer:
             if isinstance(item, threading.Event):  # a flush request
                 self._flush_handlers()
                 item.set()
-            elif isinstance(item, (relay.Batch, _Task)):
+            elif isinstance(item, relay.Batch):
                 item.write()
             else:
                 self._handle(item)
@@ -159,7 +159,7 @@ class _Writer:
             if isinstance(item, threading.Event):  # a flush request, as in _run()
                 self._flush_handlers()
                 item.set()
-            elif isinstance(item, (relay.Batch, _Task)):
+            elif isinstance(item, relay.Batch):
                 item.write()
             elif item is not None:
                 self._handle(item)
@@ -241,13 +241,6 @@ class _Writer:
         self.handlers, self.dropped = [], 0
 
 
-class _Task:
-    """Work for the writer thread, done in turn with the records."""
-
-    def __init__(self, work: Callable[[], object]) -> None:
-        self.write = work
-
-
 _writer = _Writer()
 _owner_pid = 0  # of the process that writes the files
 
@@ -275,14 +268,6 @@ def start(
         _writer.server = relay.Server(
             variable, rank, handlers, _writer.records, environment, QUEUE_SIZE
         )
-
-
-def soon(work: Callable[[], object]) -> None:
-    """Have the writer thread do ``work``: what set-up need not wait for."""
-    if _writer.is_alive():
-        _writer.records.put_nowait(_Task(work))
-    else:
-        work()
 
 
 def flush() -> None:
