@@ -190,6 +190,7 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"{infra}/redact.py",
         f"{infra}/relay.py",
         f"{infra}/runs.py",
+        f"{infra}/sigterm.py",
         f"{infra}/text_format.py",
         f"{infra}/writer.py",
         f"src/{package}/py.typed",
