@@ -26,6 +26,20 @@ OPEN_FLAGS = (
 )
 RETRY_SECONDS = 1.0  # a failing file is tried again at most this often
 CHECK_SECONDS = 1.0  # how often a file is checked to still be where it was
+TORN_LINE_MAX = 1024 * 1024  # how far back the end of a line cut short is looked for
+
+
+def _whole_lines_size(fd: int, size: int) -> int | None:
+    """Where the file's last whole line ends; None if no line break is near the end.
+
+    Windows has no pread: there, a line cut short stays as it is.
+    """
+    if not size or not hasattr(os, "pread") or os.pread(fd, 1, size - 1) == b"\n":
+        return size
+    start = max(0, size - TORN_LINE_MAX)
+    tail = os.pread(fd, size - start, start)
+    cut = tail.rfind(b"\n")
+    return start + cut + 1 if cut >= 0 else None
 
 
 def open_log_file(path: str | os.PathLike[str]) -> int:
@@ -46,8 +60,9 @@ class AppendFile:
     """A file written whole lines at a time, with ``os.write``.
 
     Text waits in a list until ``flush()``, which writes it with one system
-    call: a process killed in a burst never leaves half a line behind, and no
-    io buffer is shared with code that a signal handler may interrupt. A write
+    call: only SIGKILL can cut a line short (the kernel may stop a long write
+    between two pages), and no io buffer is shared with code that a signal
+    handler may interrupt. A write
     that fails halfway (a full disk) is taken back, so the file keeps whole
     lines. The names stay bound to this object, so a record logged during
     interpreter shutdown (from ``__del__``) is still written.
@@ -102,7 +117,8 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
       read-only) gives one warning on standard error per kind of failure, its
       records are counted as dropped, and writing resumes by itself when it
       works again (a deleted directory is made again), with a record saying how
-      many were dropped. A file left without its last line break gets one.
+      many were dropped. A line cut short by a crash goes when the file is
+      opened again.
     """
 
     stream: AppendFile | None  # type: ignore[assignment]
@@ -146,15 +162,16 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         fd = open_log_file(self.baseFilename)
         stat = os.fstat(fd)
         self.identity, self.size = (stat.st_dev, stat.st_ino), stat.st_size
+        whole = _whole_lines_size(fd, self.size)
+        if whole is not None and whole < self.size:
+            # A line cut short by a crash (SIGKILL can stop a write between two
+            # pages of the file): it goes, so that every line is a record.
+            os.ftruncate(fd, whole)
+            self.size = whole
         stream = AppendFile(
             fd, self.encoding or "utf-8", self.errors or "strict", self.size
         )
-        torn = (  # Windows has no pread: there, a torn line stays as it is
-            self.size
-            and hasattr(os, "pread")
-            and os.pread(fd, 1, self.size - 1) != b"\n"
-        )
-        if torn:  # the last line was cut off by a crash: end it first
+        if whole is None:  # no line break near the end: not a line of ours
             stream.write(self.terminator)
             self.size += 1
         self.check_at = time.monotonic() + CHECK_SECONDS

@@ -43,6 +43,9 @@ STALL_SECONDS = 10.0
 # How long flush() (and so logging.shutdown()) waits for a writer that makes no
 # progress, and how long SIGTERM waits before the process dies anyway.
 FLUSH_SECONDS = 30.0
+# Records between two flushes while the queue never runs empty (a burst): what
+# a SIGKILL can take stays small.
+FLUSH_EVERY = 1024
 
 
 class _QueueHandler(logging.handlers.QueueHandler):
@@ -137,6 +140,8 @@ class _Writer:
                 self._flush_handlers()
                 item = records.get()
             self.written += 1
+            if self.written % FLUSH_EVERY == 0:  # a burst: on disk as it goes
+                self._flush_handlers()
             if item is None:  # the end: but what the handlers logged meanwhile
                 self._drain()
                 self._flush_handlers()
