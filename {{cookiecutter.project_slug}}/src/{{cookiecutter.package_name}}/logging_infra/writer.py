@@ -41,7 +41,7 @@ QUEUE_SIZE = 50_000
 # progress (a blocked console, a stuck disk); then the record is dropped.
 STALL_SECONDS = 10.0
 # How long flush() (and so logging.shutdown()) waits for a writer that makes no
-# progress, and how long SIGTERM waits before the process dies anyway.
+# progress (SIGTERM waits sigterm.GRACE_SECONDS).
 FLUSH_SECONDS = 30.0
 # Records between two flushes while the queue never runs empty (a burst): what
 # a SIGKILL can take stays small.
@@ -378,4 +378,4 @@ def drain_on_sigterm() -> None:
 def _before_sigterm_exit() -> None:
     if os.getpid() == _owner_pid:  # a worker's end is its owner's business
         logging.getLogger(__name__).warning("Terminated by SIGTERM")
-    _writer.flush()  # gives up only when the writer makes no progress
+    _writer.flush(timeout=sigterm.GRACE_SECONDS)  # gives up on a stalled writer
