@@ -154,6 +154,43 @@ def test_secrets_are_masked_also_percent_encoded() -> None:
     assert redact("form: p%40ss%2Fw0rd") == "form: ***"
 
 
+def test_a_signal_handler_logging_while_the_pattern_compiles_is_masked_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What a signal handler meets when it interrupts the first record's compile.
+    monkeypatch.setattr(redaction, "_compiled", None)
+    monkeypatch.setattr(redaction._compiling, "now", True, raising=False)
+    redact = redaction.Redactor()
+
+    assert redact("step 3 loss 0.25") == "step 3 loss 0.25"
+    assert redact("login with password=hunter2hunter2 ok") == "login with ***"
+    assert redaction._compiled is None
+
+
+def test_set_up_leaves_the_pattern_to_the_first_record(tmp_path: Path) -> None:
+    code = (
+        "import logging, sys\n"
+        "import {{ cookiecutter.package_name }}.config as config\n"
+        "from {{ cookiecutter.package_name }}.logging_infra import redact\n"
+        "config.setup_logging(sys.argv[1])\n"
+        "print(redact._compiled is None)\n"
+        "logging.getLogger('first').info('api_key=%s', 'q1w2e3r4t5y6')\n"
+        "config.flush_logs()\n"
+        "print(redact._compiled is None)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False"]
+    assert "api_key=***" in (tmp_path / "info.log").read_text(encoding="utf-8")
+
+
 @pytest.fixture
 def everything_logged(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets in the environment; every record reaches the console and info.log."""

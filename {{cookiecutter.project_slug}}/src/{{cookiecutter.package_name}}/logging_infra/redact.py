@@ -9,9 +9,9 @@ a secret that looks like ordinary text, so never log secrets on purpose.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
@@ -100,33 +100,66 @@ PATTERNS = (
 )
 # Characters from the rarest in log messages to the most common (roughly).
 _BY_RARITY = "zqxjkJKQXZwWvVyYfFbBgGpPmMuUcCdDhHlLrRsSnNiIoOaAtTeE-_:/. "
+# Every match holds one of these: a text without them needs no pattern.
+LITERALS = tuple(dict.fromkeys(literal for literal, _, _ in PATTERNS))
 
 
-@functools.cache  # on first use: compiling takes a few ms, which start-up is spared
-def _pattern() -> re.Pattern[str]:
-    """One regular expression for all PATTERNS, quick to search.
+def _compile() -> re.Pattern[str]:
+    """One regular expression for all PATTERNS, quick to search and to compile.
 
     Python's regex engine skips at C speed over characters that cannot start a
-    match when every alternative starts with a literal character. So each
-    literal is matched from its rarest character, with a look-behind for the
-    part before it, and the alternatives that start with one character share a
-    branch. Measured on 70-character messages: about 0.5 us per search instead
-    of 2.5 us for the same patterns written plainly one after the other.
+    match when every alternative starts with a literal character, and tries an
+    alternative only if its first character is there. So each literal is matched
+    from its rarest character on, then a look-behind checks the whole literal;
+    the alternatives that start with one character share a branch, and those
+    followed by the same pattern share it. Measured on the messages of
+    tests/ordinary_log_lines.txt: a search takes 1/30 of the time these patterns
+    take written plainly one after the other; compiling takes a few ms.
     """
-    branches: dict[str, list[str]] = defaultdict(list)
+    branches: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for literal, rest, whole_word in PATTERNS:
         at = min(range(len(literal)), key=lambda i: _BY_RARITY.find(literal[i]))
-        seen = re.escape(literal[: at + 1])
-        check = f"(?<={seen})" if at else ""
+        whole = re.escape(literal)
+        check = f"(?<={whole})" if at else ""
         if whole_word:
-            check += rf"(?<![\w-]{seen})"
-        branches[literal[at]].append(check + re.escape(literal[at + 1 :]) + rest)
-    return re.compile(
-        "|".join(
-            re.escape(first) + "(?:" + "|".join(alternatives) + ")"
-            for first, alternatives in branches.items()
-        )
-    )
+            check += rf"(?<![\w-]{whole})"
+        branches[literal[at]][rest].append(re.escape(literal[at + 1 :]) + check)
+    alternatives = []
+    for first, by_rest in branches.items():
+        shared = [f"(?:{'|'.join(heads)}){rest}" for rest, heads in by_rest.items()]
+        alternatives.append(f"{re.escape(first)}(?:{'|'.join(shared)})")
+    return re.compile("|".join(alternatives))
+
+
+# Compiled on first use (a few ms, which start-up is spared), by the first record.
+_compiled: re.Pattern[str] | None = None
+_compiling = threading.local()
+
+
+def _pattern() -> re.Pattern[str] | None:
+    """The pattern, compiled on first use; None in a signal handler that logs
+    while its thread compiles it: compiling there too would let the next signal
+    nest another handler, and so on until the stack overflows."""
+    global _compiled
+    if _compiled is None:
+        if getattr(_compiling, "now", False):
+            return None
+        _compiling.now = True
+        try:
+            _compiled = _compile()
+        finally:
+            _compiling.now = False
+    return _compiled
+
+
+def _has_literal(text: str) -> bool:
+    return any(literal in text for literal in LITERALS)
+
+
+def _mask_from_a_literal(text: str) -> str:
+    """Without the pattern: the text is masked from its first literal on."""
+    found = [at for at in map(text.find, LITERALS) if at >= 0]
+    return text[: min(found)] + MASK if found else text
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -157,11 +190,18 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets = tuple(secrets)
 
-    def __call__(self, text: str) -> str:
+    def __call__(self, text: str, *, spare_compiling: bool = False) -> str:
+        """The text masked. ``spare_compiling``: leave the pattern uncompiled if
+        the text holds none of its literals (then it cannot match), so that the
+        run record written at set-up does not slow start-up down."""
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        if spare_compiling and _compiled is None and not _has_literal(text):
+            return text
         pattern = _pattern()
+        if pattern is None:
+            return _mask_from_a_literal(text)
         if pattern.search(text) is None:  # most text: one quick scan
             return text
         return pattern.sub(_mask, text)

@@ -346,7 +346,8 @@ def _write(run: _Run) -> None:
     """Replace the record in one step, with secrets masked as in the logs."""
     if run.path is None:
         return
-    text = redact(json.dumps(run.record, indent=2, ensure_ascii=False, default=str))
+    text = json.dumps(run.record, indent=2, ensure_ascii=False, default=str)
+    text = redact(text, spare_compiling=True)
     try:
         json.loads(text)
     except ValueError:  # a mask cut through an escape: mask value by value instead
