@@ -27,13 +27,11 @@ pytestmark = pytest.mark.slow
 RECORD = re.compile(r"([A-Z]+) \S+ \S+ run=(\S+) rank=(\d+) \[[^]]+\] (.*)")
 
 # A tiny Lightning fit. ddp re-runs this script for rank 1 (as __main__);
-# ddp_spawn starts both ranks with multiprocessing spawn (as __mp_main__).
+# ddp_spawn starts both ranks with multiprocessing spawn, which imports it again
+# (as __mp_main__) without running it; ddp_fork forks them.
 FIT = """\
 import logging, sys
 from my_ml_project.config import setup_logging
-
-if __name__ == "__mp_main__":  # a spawned process joins the run
-    setup_logging()
 
 import lightning as L
 import torch
@@ -105,7 +103,7 @@ def check_ranks(logs: Path, expected: dict[int, list[str]]) -> set[str]:
     return run_ids
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn"])
+@pytest.mark.parametrize("strategy", ["ddp", "ddp_spawn", "ddp_fork"])
 def test_lightning_ranks_log_once_in_their_own_files(
     cookies_session, tmp_path: Path, strategy: str
 ) -> None:  # type: ignore[no-untyped-def]
@@ -156,34 +154,37 @@ def test_accelerate_launch_ranks_share_a_run_id(
 
 # Each library logs through its own logger: once on the console, once in the file.
 HUGGING_FACE = """\
-import logging, sys
+import importlib, sys
 from my_ml_project.config import setup_logging
 
-def libraries():
-    import datasets, huggingface_hub, transformers
-    transformers.utils.logging.get_logger("transformers.x").warning("from transformers")
-    datasets.utils.logging.get_logger("datasets.x").warning("from datasets")
-    huggingface_hub.utils.logging.get_logger("huggingface_hub.x").warning("from hub")
-
-if sys.argv[1] == "imported first":
-    import datasets, huggingface_hub, transformers
+order, names = sys.argv[1], sys.argv[2:]
+if order == "imported first":
+    for name in names:
+        importlib.import_module(name)
 setup_logging()
-libraries()
+for name in names:
+    library = importlib.import_module(name)
+    library.utils.logging.get_logger(f"{name}.x").warning("from %s", name)
 """
 
 
+@pytest.mark.parametrize(
+    "libraries", [("transformers", "datasets", "huggingface_hub"), ("diffusers",)]
+)
 @pytest.mark.parametrize("order", ["imported first", "imported after setup"])
-def test_hugging_face_records_once(cookies_session, tmp_path: Path, order: str) -> None:  # type: ignore[no-untyped-def]
-    for name in ("transformers", "datasets", "huggingface_hub"):
+def test_hugging_face_records_once(
+    cookies_session, tmp_path: Path, order: str, libraries: tuple[str, ...]
+) -> None:  # type: ignore[no-untyped-def]
+    for name in libraries:
         pytest.importorskip(name)
     project = Path(cookies_session.bake().project_path)
     (tmp_path / "hf.py").write_text(HUGGING_FACE)
     logs = tmp_path / "logs"
     env = {**project_env(project), "MY_ML_PROJECT_LOG_DIR": str(logs), "CI": "1"}
 
-    ran = run(sys.executable, "hf.py", order, cwd=tmp_path, env=env)
+    ran = run(sys.executable, "hf.py", order, *libraries, cwd=tmp_path, env=env)
 
-    expected = ["from transformers", "from datasets", "from hub"]
+    expected = [f"from {name}" for name in libraries]
     console = Counter(ran.stderr.splitlines())
     assert {m: console[m] for m in expected} == dict.fromkeys(expected, 1)
     in_file = Counter(r[4] for r in records(logs / "info.log"))

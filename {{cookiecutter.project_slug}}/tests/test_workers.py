@@ -6,6 +6,7 @@ fails the test instead of stopping the suite.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import logfiles
+from {{ cookiecutter.package_name }} import config
 
 pytestmark = pytest.mark.slow
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
@@ -41,6 +43,9 @@ def log_records(worker, count):
 
 def warn(number):
     warnings.warn("deprecated call " + str(number), UserWarning)
+
+def log_at(level, worker):
+    logging.getLogger(f"worker.{worker}").log(level, "worker %d joined", worker)
 
 def log_forever(worker, pid_file=None):
     log = logging.getLogger(f"worker.{worker}")
@@ -326,3 +331,38 @@ with ProcessPoolExecutor(2, context, initializer=config.worker_logging()) as poo
         f"deprecated call {number}" for number in range(4)
     ]
     assert {(r.file, r.function) for r in found} == {("scenario.py", "warn")}
+
+
+@pytest.mark.parametrize(
+    "method", [m for m in START_METHODS if m in ("spawn", "forkserver")]
+)
+def test_spawned_workers_join_the_run_without_the_hook(
+    tmp_path: Path, run_python: RunPython, method: str
+) -> None:
+    # They join with LOGGING_CONFIG as config.py has it (PRELUDE's changes come
+    # after the import): log at a level that reaches info.log with those levels.
+    levels = (config.LOGGING_CONFIG["root"], config.LOGGING_CONFIG["handlers"]["info"])
+    level = max(getattr(logging, where["level"]) for where in levels)
+    run_script(
+        run_python,
+        tmp_path,
+        f"""
+from concurrent.futures import ProcessPoolExecutor
+config.setup_logging({str(tmp_path)!r})
+context = multiprocessing.get_context({method!r})
+with context.Pool(2) as pool:
+    pool.starmap(log_at, [({level}, worker) for worker in range(4)])
+with ProcessPoolExecutor(2, context) as executor:
+    list(executor.map(log_at, [{level}] * 4, range(4, 8)))
+process = context.Process(target=log_at, args=({level}, 8))
+process.start()
+process.join()
+""",
+    )
+
+    found = records(tmp_path)
+    expected = [f"worker {worker} joined" for worker in range(9)]
+    assert_exactly_once([r.message for r in found], expected)
+    assert len({r.run_id for r in found}) == 1
+    logs = sorted(path.name for path in tmp_path.glob("*.log*"))
+    assert logs == ["error.log", "info.log"], "no other writer, no other rank"

@@ -1,8 +1,8 @@
 """Paths and logging: the single home of the logging configuration.
 
 Read it top to bottom: the paths, ``LOGGING_CONFIG`` (plain ``dictConfig`` data),
-then ``setup_logging()``, which the entry point calls once; nothing is configured at
-import time. The machinery is in ``logging_infra/``: change this file, not that one.
+then ``setup_logging()``, which the entry point calls once. The machinery is in
+``logging_infra/``: change this file, not that one.
 """
 
 from __future__ import annotations
@@ -65,8 +65,7 @@ LOGGING_CONFIG: dict[str, Any] = {
     "filters": {
         # Adds run_id, rank and host; setup_logging() fills in the values.
         "context": {"()": f"{INFRA}.context.ContextFilter"},
-        # Masks secrets, also in other libraries' records; setup_logging() adds
-        # the values of secret-looking environment variables.
+        # Masks secrets, also values of secret-looking variables of the environment.
         "redact": {"()": f"{INFRA}.redact.RedactFilter"},
     },
     "handlers": {
@@ -102,8 +101,7 @@ LOGGING_CONFIG: dict[str, Any] = {
             "synchronous": True,  # written before error() returns, not by a thread
         },
     },
-    # The root level is the overall threshold: records below it reach no handler,
-    # so keep every handler level at or above it.
+    # The overall threshold: records below it reach no handler, whatever its level.
     "root": {
         "level": "{{ cookiecutter.log_level }}",
         "handlers": ["console", "info", "error"],
@@ -112,9 +110,8 @@ LOGGING_CONFIG: dict[str, Any] = {
     "loggers": {
         name: {"level": "WARNING"}
         for name in (
-            *("asyncio", "botocore", "filelock", "fsspec", "git", "h5py"),
-            *("httpcore", "httpx", "matplotlib", "numexpr", "PIL", "s3transfer"),
-            "urllib3",
+            *("asyncio", "botocore", "filelock", "fsspec", "git", "h5py", "httpcore"),
+            *("httpx", "matplotlib", "numexpr", "PIL", "s3transfer", "urllib3"),
         )
     },
 }
@@ -151,12 +148,15 @@ def add_run_info(**fields: Any) -> None:
 
 
 def worker_logging() -> Callable[..., None]:
-    """An initializer that sends a worker process's logs to this process: pass it
-    to ``ProcessPoolExecutor`` or ``Pool`` (``initializer=``), or ``DataLoader``
-    (``worker_init_fn=``); forked workers need none."""
+    """An initializer (``initializer=``, ``worker_init_fn=``) that makes a worker
+    process join this run, with this process's levels: see README, Many processes."""
     return writer.worker_initializer()
 
 
 def flush_logs() -> None:
     """Wait until every record logged so far is in its file."""
     writer.flush()
+
+
+# A process started with spawn or forkserver imports this again but runs no setup.
+configure.join_if_spawned(setup_logging, LOG_DIR_ENV)

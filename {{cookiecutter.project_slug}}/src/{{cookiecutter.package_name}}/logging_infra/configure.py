@@ -52,8 +52,12 @@ class EnvNames:
 
     @property
     def writer_address(self) -> str:
-        """Set by the process that writes the files, for those it starts."""
-        return self.log_dir.removesuffix("_DIR") + "_WRITER"
+        return writer_variable(self.log_dir)
+
+
+def writer_variable(log_dir_env: str) -> str:
+    """Set by the process that writes the files, for those it starts."""
+    return log_dir_env.removesuffix("_DIR") + "_WRITER"
 
 
 def setup(
@@ -191,6 +195,31 @@ def run_environment() -> dict[str, str]:
     env: EnvNames = _last_setup.keywords["env"]
     names = (env.writer_address, env.run_id)
     return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def join_if_spawned(setup_logging: Callable[[], object], log_dir_env: str) -> None:
+    """Make a process that multiprocessing starts with spawn or forkserver join
+    the run, if this one belongs to it: such a process imports the config module
+    again (your script, as ``__mp_main__``) but never runs its setup_logging().
+    It joins with LOGGING_CONFIG as imported: changes that your script makes to
+    it later reach such a process only through ``config.worker_logging()``."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None or writer_variable(log_dir_env) not in os.environ:
+        return
+
+    def join(_: object = None) -> None:
+        if _run is None:  # not set up yet; a forked child has its parent's setup
+            setup_logging()
+            writer.send_before_exit()  # a worker ends without running atexit
+
+    if multiprocessing.current_process().name != "MainProcess":
+        join()  # a spawned process, importing your script or your workers' module
+    else:
+        # A forkserver imports your script once, and its children join as they
+        # start (from a fork of it: they import nothing again).
+        from multiprocessing import util
+
+        util.register_after_fork(logger, join)  # which holds a weak reference
 
 
 def _join(variable: str, rank: int, notes: list[str]) -> socket.socket | None:

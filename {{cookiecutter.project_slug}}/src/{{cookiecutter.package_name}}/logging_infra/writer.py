@@ -304,10 +304,10 @@ def _init_worker(
     setup()  # joins the run, at the address in the environment
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
-    _send_before_exit()
+    send_before_exit()
 
 
-def _send_before_exit() -> None:
+def send_before_exit() -> None:
     """A worker process ends without running atexit (os._exit): send its last
     batch from multiprocessing's own exit hook instead."""
     util = sys.modules.get("multiprocessing.util")
@@ -315,7 +315,7 @@ def _send_before_exit() -> None:
         util.Finalize(None, stop, exitpriority=-100)  # after the pool's own
         # A forked multiprocessing child clears that registry as it starts,
         # then runs these: register again then.
-        util.register_after_fork(_writer, lambda _: _send_before_exit())
+        util.register_after_fork(_writer, lambda _: send_before_exit())
 
 
 def _after_fork_in_child() -> None:
@@ -349,7 +349,7 @@ def _join_parent_run() -> None:
     for handler in formatting:
         parent.root.addHandler(handler)
     _writer.start(parent.root, sender)
-    _send_before_exit()
+    send_before_exit()
 
 
 def _current_levels() -> dict[str, int]:
