@@ -245,6 +245,12 @@ def test_files_read_as_written_by_hand(baked: Baked) -> None:
             assert not glued_table, f"{name}: table glued on"
 
 
+def test_config_reads_in_one_sitting(baked: Baked) -> None:
+    config = baked.path / "src" / baked.answers["package_name"] / "config.py"
+    lines = config.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 150, f"config.py has {len(lines)} lines"
+
+
 def test_data_and_code_parse(baked: Baked) -> None:
     pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text("utf-8"))
     assert pyproject["project"]["name"] == baked.answers["project_slug"]

@@ -170,8 +170,6 @@ def _mask(match: re.Match[str]) -> str:
 def secrets_in(environ: Mapping[str, str]) -> list[str]:
     """Values of the variables whose names look secret (HF_TOKEN, DB_PASSWORD, ...),
     also as they are written in URLs (percent-encoded)."""
-    from urllib.parse import quote, quote_plus  # at setup only: slow to import
-
     values = {
         value.strip()
         for name, value in environ.items()
@@ -179,7 +177,10 @@ def secrets_in(environ: Mapping[str, str]) -> list[str]:
         and name.upper() not in NOT_SECRET_VARIABLES
     }
     values = {v for v in values if len(v) >= MIN_SECRET_LENGTH and not v.isdigit()}
-    values |= {encode(v, safe="") for v in values for encode in (quote, quote_plus)}
+    if values:  # urllib.parse is slow to import (pathlib imports it up to 3.12)
+        from urllib.parse import quote, quote_plus
+
+        values |= {encode(v, safe="") for v in values for encode in (quote, quote_plus)}
     # The longest first, in case one contains another.
     return sorted(values, key=len, reverse=True)
 
