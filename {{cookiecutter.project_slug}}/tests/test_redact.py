@@ -176,7 +176,7 @@ def test_set_up_leaves_the_pattern_to_the_first_record(tmp_path: Path) -> None:
         "directory = config.setup_logging(sys.argv[1])\n"
         "record = ''.join(p.read_text('utf-8') for p in directory.rglob('*.json'))\n"
         "print(redact._compiled is None or redact._has_literal(record))\n"
-        "logging.getLogger('first').info('api_key=%s', 'q1w2e3r4t5y6')\n"
+        "logging.getLogger('first').critical('api_key=%s', 'q1w2e3r4t5y6')\n"
         "config.flush_logs()\n"
         "print(redact._compiled is None, directory)\n"
     )
