@@ -61,6 +61,31 @@ def records(log_dir: Path, name: str = "info") -> list[logfiles.Record]:
     return found
 
 
+def start_until_ready(path: str) -> subprocess.Popen[str]:
+    """Start a scenario that prints "ready" when it wants its signal."""
+    env = {**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])}
+    process = subprocess.Popen(
+        [sys.executable, path],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    return process
+
+
+def terminate(process: subprocess.Popen[str], timeout: float, what: str) -> str:
+    """SIGTERM, and the process's stderr once it has ended; fails on a hang."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail(f"{what}: SIGTERM did not end the process")
+
+
 def test_code_on_the_writer_thread_that_logs_never_waits_for_itself(
     tmp_path: Path, run_python: RunPython
 ) -> None:
@@ -105,24 +130,10 @@ while True:
     number += 1
 """
     path = script(tmp_path, body)
-    env = {**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])}
     for repetition in range(20):
-        process = subprocess.Popen(
-            [sys.executable, path],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        assert process.stdout.readline() == "ready\n"
+        process = start_until_ready(path)
         time.sleep(0.05 + repetition * 0.01)
-        process.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            pytest.fail(f"run {repetition}: SIGTERM did not end the process")
+        stderr = terminate(process, 30, f"run {repetition}")
         assert process.returncode == -signal.SIGTERM, (repetition, stderr)
         assert "Traceback" not in stderr, (repetition, stderr)
         records(tmp_path)  # every line whole
@@ -144,23 +155,9 @@ signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR2])
 print("ready", flush=True)
 signal.sigwait([signal.SIGUSR2])
 """
-    env = {**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])}
-    process = subprocess.Popen(
-        [sys.executable, script(tmp_path, body)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline() == "ready\n"
+    process = start_until_ready(script(tmp_path, body))
     time.sleep(1)  # into sigwait
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        pytest.fail("SIGTERM did not end the process")
+    stderr = terminate(process, 60, "stuck main thread")
 
     assert process.returncode == -signal.SIGKILL, stderr
     messages = [r.message for r in records(tmp_path)]

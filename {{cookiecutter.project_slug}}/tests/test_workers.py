@@ -78,6 +78,22 @@ def run_script(
     return result.stdout
 
 
+def terminated_pools(
+    tmp_path: Path, method: str, workers: int, repetitions: int, work: str
+) -> str:
+    """A scenario body: a pool is started, given ``work``, terminated, again."""
+    work = "\n".join(f"    {line}" for line in work.strip().splitlines())
+    return f"""
+config.setup_logging({str(tmp_path)!r})
+context = multiprocessing.get_context({method!r})
+for repetition in range({repetitions}):
+    pool = context.Pool({workers}, initializer=config.worker_logging())
+{work}
+    pool.terminate()
+    pool.join()
+"""
+
+
 def records(log_dir: Path, name: str = "info") -> list[logfiles.Record]:
     """Every record of a log and its rotated files; fails on a torn line."""
     found = []
@@ -130,24 +146,14 @@ def test_pool_terminate_while_workers_log_never_hangs(
 ) -> None:
     # Worker 0 finishes its records; the others log until the pool is terminated.
     repetitions = 100 if method == "fork" else 5
-    output = run_script(
-        run_python,
-        tmp_path,
-        f"""
-config.setup_logging({str(tmp_path)!r})
-context = multiprocessing.get_context({method!r})
-for repetition in range({repetitions}):
-    pool = context.Pool(3, initializer=config.worker_logging())
-    pool.apply_async(log_forever, (1,))
-    pool.apply_async(log_forever, (2,))
-    pool.apply(log_records, (repetition, 200))
-    pool.terminate()
-    pool.join()
-logging.getLogger("parent").info("parent still logs")
-print("done")
-""",
-        timeout=600,
-    )
+    work = """
+pool.apply_async(log_forever, (1,))
+pool.apply_async(log_forever, (2,))
+pool.apply(log_records, (repetition, 200))
+"""
+    pools = terminated_pools(tmp_path, method, 3, repetitions, work)
+    after = 'logging.getLogger("parent").info("parent still logs")\nprint("done")'
+    output = run_script(run_python, tmp_path, pools + after, timeout=600)
 
     assert output.strip() == "done"
     found = [r.message for r in records(tmp_path)]
@@ -158,7 +164,6 @@ print("done")
 
 
 @posix_only
-@posix_only
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_terminating_idle_workers_never_hangs(
     tmp_path: Path, run_python: RunPython, method: str
@@ -166,21 +171,9 @@ def test_terminating_idle_workers_never_hangs(
     # Idle workers wait for the pool's queue lock, where a SIGTERM can go
     # unnoticed by Python's handler (a hang once in a few hundred times).
     repetitions = 300 if method == "fork" else 20
-    output = run_script(
-        run_python,
-        tmp_path,
-        f"""
-config.setup_logging({str(tmp_path)!r})
-context = multiprocessing.get_context({method!r})
-for repetition in range({repetitions}):
-    pool = context.Pool(2, initializer=config.worker_logging())
-    pool.apply(log_records, (repetition, 1))
-    pool.terminate()
-    pool.join()
-print("done")
-""",
-        timeout=600,
-    )
+    work = "pool.apply(log_records, (repetition, 1))"
+    pools = terminated_pools(tmp_path, method, 2, repetitions, work)
+    output = run_script(run_python, tmp_path, pools + 'print("done")', timeout=600)
 
     assert output.strip() == "done"
     found = [r.message for r in records(tmp_path)]

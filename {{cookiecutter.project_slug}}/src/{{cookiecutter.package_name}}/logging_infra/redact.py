@@ -200,7 +200,7 @@ class Redactor:
                 text = text.replace(secret, MASK)
         if spare_compiling and _compiled is None and not _has_literal(text):
             return text
-        pattern = _pattern()
+        pattern = _compiled or _pattern()
         if pattern is None:
             return _mask_from_a_literal(text)
         if pattern.search(text) is None:  # most text: one quick scan
