@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -174,6 +177,54 @@ def test_records_logged_after_the_writer_stopped_are_still_written(
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == ["before exit", "at exit"]
     assert messages(tmp_path) == ["before exit", "at exit"]
+
+
+def test_the_writer_gives_way_only_while_records_keep_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread gives up the GIL every YIELD_EVERY records while the
+    program logs meanwhile, so that a burst of calls does not wait for it; it
+    writes a backlog that nobody adds to without a pause."""
+    pauses: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        if threading.current_thread().name == "log-writer":
+            pauses.append(seconds)
+        real_sleep(seconds)
+
+    written: queue.SimpleQueue[str] = queue.SimpleQueue()
+    hold = threading.Event()
+
+    class Pacer(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            hold.wait(timeout=30)
+            written.put(record.getMessage())
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    monkeypatch.setitem(config.LOGGING_CONFIG["handlers"], "pacer", {"()": Pacer})
+    handlers = [*config.LOGGING_CONFIG["root"]["handlers"], "pacer"]
+    monkeypatch.setitem(config.LOGGING_CONFIG["root"], "handlers", handlers)
+    config.setup_logging(tmp_path)
+    log = logging.getLogger("burst")
+    records = 10 * writer.YIELD_EVERY
+
+    for number in range(records):  # queued while the pacer holds the writer
+        log.critical("queued %d", number)
+    pauses.clear()
+    hold.set()
+    config.flush_logs()
+    # The first look cannot tell; the flush request arrives meanwhile.
+    assert len(pauses) <= 2, pauses
+    queued = [written.get(timeout=1) for _ in range(records)]
+    assert queued == [f"queued {number}" for number in range(records)]
+
+    pauses.clear()
+    for number in range(records):  # the next record as soon as one is written
+        log.critical("paced %d", number)
+        assert written.get(timeout=30) == f"paced {number}"
+    assert len(pauses) >= records // writer.YIELD_EVERY - 1
+    assert set(pauses) == {writer.YIELD_SECONDS}
 
 
 @posix_only

@@ -46,6 +46,12 @@ FLUSH_SECONDS = 30.0
 # Records between two flushes while the queue never runs empty (a burst): what
 # a SIGKILL can take stays small.
 FLUSH_EVERY = 1024
+# Items between two looks at whether the program logged meanwhile (a burst):
+# if so, this thread gives up the GIL for a moment. Else a logging thread waits
+# for it a whole switch interval (5 ms) each time, which doubles the cost of
+# each call of a burst. The backlog is written when the program pauses.
+YIELD_EVERY = 64
+YIELD_SECONDS = 0.00001
 
 
 class _QueueHandler(logging.handlers.QueueHandler):
@@ -133,6 +139,7 @@ class _Writer:
     def _run(self) -> None:
         sigterm.leave_signals_to_the_main_thread()
         records = self.records
+        backlog = 0  # items queued at the last look
         while True:
             try:
                 item = records.get_nowait()
@@ -142,6 +149,11 @@ class _Writer:
             self.written += 1
             if self.written % FLUSH_EVERY == 0:  # a burst: on disk as it goes
                 self._flush_handlers()
+            if self.written % YIELD_EVERY == 0:
+                arrived = records.qsize() > backlog - YIELD_EVERY
+                backlog = records.qsize()
+                if arrived:
+                    time.sleep(YIELD_SECONDS)
             if item is None:  # the end: but what the handlers logged meanwhile
                 self._drain()
                 self._flush_handlers()
