@@ -10,6 +10,7 @@ binary (NUL). So are the Unicode characters that reorder the text around them
 from __future__ import annotations
 
 import logging
+import time
 
 # Everything str.splitlines() treats as a line break.
 LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -45,6 +46,21 @@ class TextFormatter(logging.Formatter):
     The message is escaped; a traceback keeps its lines, each escaped and
     indented, so none of them can pass for the start of a record.
     """
+
+    _second: tuple[int, str] = (-1, "")  # the last second formatted
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """As the standard formatter's, with strftime() once a second, not each time."""
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, text = self._second  # one tuple: safe to share between threads
+        if second != cached:
+            text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, text)
+        if self.default_msec_format:
+            text = self.default_msec_format % (text, record.msecs)
+        return text
 
     def format(self, record: logging.LogRecord) -> str:
         record.message = escape(record.getMessage())
