@@ -28,7 +28,7 @@ START_METHODS = [
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 PRELUDE = """
-import logging, multiprocessing, os, signal, sys, time, warnings
+import glob, logging, multiprocessing, os, signal, sys, time, warnings
 from {{ cookiecutter.package_name }} import config
 config.LOGGING_CONFIG["root"]["level"] = "INFO"
 config.LOGGING_CONFIG["handlers"]["info"]["level"] = "INFO"
@@ -296,8 +296,11 @@ log = logging.getLogger("burst")
 for number in range(60_000):
     log.info("record %05d", number)
 logging.shutdown()
-with open({str(tmp_path / "info.log")!r}, encoding="utf-8") as written:
-    print(sum(1 for _ in written))
+lines = 0
+for path in glob.glob({str(tmp_path / "info.log")!r} + "*"):  # rotated ones too
+    with open(path, encoding="utf-8") as written:
+        lines += sum(1 for _ in written)
+print(lines)
 """,
     )
 
