@@ -70,6 +70,9 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "log_dir": "deeply-nested.log-dir/" * 2 + "d" * 16,
     },
 }
+# Their generated suites run the slow tests too (many processes, repetitions):
+# those read the files, so each log format, layout and level setting gets a run.
+FULL_SUITE = ["defaults", "verbose-nested-dir", "quiet", "errors-only"]
 SLOW = pytest.mark.slow
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DETAILED = re.compile(
@@ -89,6 +92,7 @@ class Baked:
     answers: dict[str, str]
     files: list[Path] = field(default_factory=list)  # as rendered, before any run
     defaults: bool = False  # made with every default answer
+    full_suite: bool = False  # its own suite runs the slow tests too
 
     @property
     def log_dir(self) -> Path:
@@ -145,7 +149,8 @@ def baked(request: pytest.FixtureRequest, cookies_session) -> Baked:  # type: ig
     assert result.exception is None, result.exception
     path = Path(result.project_path)
     files = sorted(p for p in path.rglob("*") if p.is_file())
-    return Baked(path, dict(result.context), files, defaults=not request.param)
+    full_suite = any(request.param == COMBINATIONS[name] for name in FULL_SUITE)
+    return Baked(path, dict(result.context), files, not request.param, full_suite)
 
 
 def json_record(line: str) -> dict[str, str]:
@@ -272,9 +277,7 @@ def test_lint_and_types_are_clean(baked: Baked, mypy_cache: Path) -> None:
 
 
 def test_generated_test_suite_passes(baked: Baked) -> None:
-    # The slow tests (many processes, repetitions) do not depend on the options:
-    # the default project runs them, the other combinations leave them out.
-    slow = [] if baked.defaults else ["-m", "not slow"]
+    slow = [] if baked.full_suite else ["-m", "not slow"]
     result = run(
         sys.executable,
         *("-m", "pytest", "-q", "-p", "no:cacheprovider", *slow),

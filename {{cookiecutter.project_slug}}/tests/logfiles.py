@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from {{ cookiecutter.package_name }} import config
+
+# How the line of a CRITICAL record starts (a line cut short may hold less).
+{%- if cookiecutter.log_format == "json" %}
+CRITICAL_LINE_START = '{"time": "'
+{%- else %}
+CRITICAL_LINE_START = "CRITICAL "
+{%- endif %}
 {%- if cookiecutter.log_format != "json" %}
 
 DETAILED = re.compile(

@@ -33,7 +33,9 @@ from {{ cookiecutter.package_name }} import config
 config.LOGGING_CONFIG["root"]["level"] = "INFO"
 config.LOGGING_CONFIG["handlers"]["info"]["level"] = "INFO"
 config.LOGGING_CONFIG["handlers"]["info"]["backupCount"] = 10_000  # keep every record
+config.LOGGING_CONFIG["handlers"]["error"]["level"] = "ERROR"
 config.LOGGING_CONFIG["handlers"]["console"]["level"] = "CRITICAL"
+config.RUN_DIRS_KEPT = None  # the files straight in the log directory
 
 def log_records(worker, count):
     log = logging.getLogger(f"worker.{worker}")

@@ -113,6 +113,8 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
       time, and seeks the file, only to decide whether to roll over.
     - With ``flush_each_record=False`` flushing is left to the owner: the
       background writer flushes whenever its queue runs empty.
+    - A record logged by a signal handler in the middle of a write (a
+      rollover, say) is written right after it, never in it.
     - A file that cannot be written (disk full, directory deleted or made
       read-only) gives one warning on standard error per kind of failure, its
       records are counted as dropped, and writing resumes by itself when it
@@ -141,6 +143,8 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         self.retry_at = 0.0
         self.check_at = 0.0
         self.identity: tuple[int, int] | None = None  # (device, inode) of the file
+        self.waiting: collections.deque[str] = collections.deque()
+        self.writing = False
         # backslashreplace: a message with a lone surrogate is still written.
         super().__init__(
             filename,
@@ -189,6 +193,19 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         """Append one formatted record (ending in a line break)."""
         if self.detached:
             return
+        # A signal handler that logs while this thread writes (say, rolls the
+        # files over) must not start a write of its own in the middle: its
+        # text waits for the interrupted call, which writes it next.
+        self.waiting.append(text)
+        while self.waiting and not self.writing:
+            self.writing = True
+            try:
+                while self.waiting:
+                    self._write(self.waiting.popleft())
+            finally:
+                self.writing = False
+
+    def _write(self, text: str) -> None:
         try:
             stale = self.stream is None or time.monotonic() >= self.check_at
             if stale and not self._reopen():
