@@ -281,7 +281,7 @@ def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
         out += [
             "",
             (
-                f"Template test suite (`python -m pytest --durations=10`): "
+                f"Template test suite (`python -m pytest --durations=10 -rf`): "
                 f"{suite['seconds']:.0f} s wall, {suite['summary']}. Slowest tests:"
             ),
             "",
@@ -289,6 +289,8 @@ def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
             *suite["slowest"],
             "```",
         ]
+        if suite.get("failed"):
+            out += ["", "Failed:", "", "```text", *suite["failed"], "```"]
     if run.get("profile"):
         out += [
             "",

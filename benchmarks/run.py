@@ -79,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--suite",
         action="store_true",
-        help="also time the template's test suite (python -m pytest --durations=10)",
+        help="also time the template's test suite (pytest --durations=10 -rf)",
     )
     parser.add_argument(
         "--write-results",
@@ -134,8 +134,8 @@ def measure_workers(
 
 
 def run_suite(template: Path) -> dict:
-    """Time the template's own test suite; keep the slowest tests pytest lists."""
-    command = [sys.executable, "-m", "pytest", "--durations=10", "-q"]
+    """Time the template's own test suite; keep the slowest and failed tests."""
+    command = [sys.executable, "-m", "pytest", "--durations=10", "-q", "-rf"]
     command += ["-p", "no:cacheprovider"]
     start = time.perf_counter()
     result = subprocess.run(
@@ -158,6 +158,7 @@ def run_suite(template: Path) -> dict:
         "seconds": seconds,
         "summary": summary,
         "slowest": slowest,
+        "failed": [line for line in lines if line.startswith("FAILED ")],
         "exit": result.returncode,
     }
 
