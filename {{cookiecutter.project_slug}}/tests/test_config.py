@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 
 import logfiles
 from {{ cookiecutter.package_name }} import config
-from {{ cookiecutter.package_name }}.logging_infra import configure, text_format
+from {{ cookiecutter.package_name }}.logging_infra import configure
 
 log = logging.getLogger(__name__)
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
@@ -80,16 +79,6 @@ def test_file_records_tell_level_place_and_run(tmp_path: Path) -> None:
     assert record.message == "disk is full"
     assert record.run_id == config.run_context().run_id
     assert record.rank == 0
-
-
-def test_the_time_is_the_standard_formatters() -> None:
-    # strftime() runs once a second: the same second again, the next one, a
-    # clock set back.
-    ours = text_format.TextFormatter("%(asctime)s %(message)s")
-    standard = logging.Formatter("%(asctime)s %(message)s")
-    for created in (1.8e9, 1.8e9 + 0.999, 1.8e9 + 1.0004, 1.8e9 - 0.5, time.time()):
-        record = logging.makeLogRecord({"created": created, "msg": "x"})
-        assert ours.format(record) == standard.format(record)
 
 
 @pytest.fixture

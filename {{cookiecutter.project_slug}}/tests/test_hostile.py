@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 import logfiles
 from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.logging_infra import text_format
 
 log = logging.getLogger(__name__)
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
@@ -206,3 +208,13 @@ def test_a_bad_run_id_warns_once_and_is_made_safe(
     assert (hello.message, hello.run_id) == ("hello", safe)
     text = (tmp_path / "info.log").read_text(encoding="utf-8")
     assert text.count("\n") == 2  # and each line a record, as read() checked
+
+
+def test_a_clock_that_jumps_never_gets_a_stale_time() -> None:
+    # The text formatter calls strftime() once a second and keeps the text: the
+    # same second again, the next one, a clock set back, then now.
+    ours = text_format.TextFormatter("%(asctime)s %(message)s")
+    standard = logging.Formatter("%(asctime)s %(message)s")
+    for created in (1.8e9, 1.8e9 + 0.999, 1.8e9 + 1.0004, 1.8e9 - 0.5, time.time()):
+        record = logging.makeLogRecord({"created": created, "msg": "x"})
+        assert ours.format(record) == standard.format(record)

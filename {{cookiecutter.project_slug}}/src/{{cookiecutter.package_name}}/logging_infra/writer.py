@@ -49,7 +49,9 @@ FLUSH_EVERY = 1024
 # Items between two looks at whether the program logged meanwhile (a burst):
 # if so, this thread gives up the GIL for a moment. Else a logging thread waits
 # for it a whole switch interval (5 ms) each time, which doubles the cost of
-# each call of a burst. The backlog is written when the program pauses.
+# each call of a burst. The backlog is written when the program pauses. Not in
+# a worker process: its pool may end it as soon as its tasks are done, and its
+# backlog would then have to reach the run's owner within SIGTERM's grace.
 YIELD_EVERY = 64
 YIELD_SECONDS = 0.00001
 
@@ -139,6 +141,7 @@ class _Writer:
     def _run(self) -> None:
         sigterm.leave_signals_to_the_main_thread()
         records = self.records
+        gives_way = self.relay is None  # this process writes the files
         backlog = 0  # items queued at the last look
         while True:
             try:
@@ -149,7 +152,7 @@ class _Writer:
             self.written += 1
             if self.written % FLUSH_EVERY == 0:  # a burst: on disk as it goes
                 self._flush_handlers()
-            if self.written % YIELD_EVERY == 0:
+            if gives_way and self.written % YIELD_EVERY == 0:
                 arrived = records.qsize() > backlog - YIELD_EVERY
                 backlog = records.qsize()
                 if arrived:
