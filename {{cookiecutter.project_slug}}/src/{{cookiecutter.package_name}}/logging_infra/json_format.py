@@ -28,7 +28,8 @@ FIELDS = (
     "function",
     "process",
 )
-_STANDARD_FIELDS = "{" + ", ".join(f'"{name}": %s' for name in FIELDS)
+# The line up to the run context, one %s per field.
+_LINE_START = "{" + ", ".join(f'"{name}": %s' for name in FIELDS)
 CONTEXT = ("run_id", "rank", "host")
 # Names an ``extra`` key may not take: such a key gets an "extra_" prefix.
 RESERVED = frozenset((*FIELDS, *CONTEXT, "exception", "stack"))
@@ -62,8 +63,8 @@ class JsonFormatter(logging.Formatter):
         # The standard fields and the run context are written directly: json's
         # encoder would take as long again (it makes a new C encoder for each
         # call), but it escapes a lone string with one call to its C function.
-        line = _STANDARD_FIELDS % (
-            _encode(self._time(record)),
+        line = _LINE_START % (
+            _value(self._time(record)),
             _value(record.levelname),
             _value(self._logger_name(record.name)),
             _value(record.getMessage()),

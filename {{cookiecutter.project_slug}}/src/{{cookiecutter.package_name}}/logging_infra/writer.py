@@ -153,8 +153,8 @@ class _Writer:
             if self.written % FLUSH_EVERY == 0:  # a burst: on disk as it goes
                 self._flush_handlers()
             if gives_way and self.written % YIELD_EVERY == 0:
-                arrived = records.qsize() > backlog - YIELD_EVERY
-                backlog = records.qsize()
+                queued = records.qsize()
+                arrived, backlog = queued > backlog - YIELD_EVERY, queued
                 if arrived:
                     time.sleep(YIELD_SECONDS)
             if item is None:  # the end: but what the handlers logged meanwhile
