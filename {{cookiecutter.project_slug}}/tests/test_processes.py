@@ -15,12 +15,13 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import logfiles
 from {{ cookiecutter.package_name }} import config
-from {{ cookiecutter.package_name }}.logging_infra import configure, writer
+from {{ cookiecutter.package_name }}.logging_infra import configure, context, writer
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 START_METHODS = [
@@ -268,6 +269,58 @@ def test_each_rank_writes_its_own_files(tmp_path: Path) -> None:
         assert found == expected
         progress = [f"progress of rank {rank}"] if rank == 0 else []
         assert console.splitlines() == expected + progress
+
+
+def learn_rank_late(rank: str) -> None:
+    log = logging.getLogger("late")
+    log.critical("before the launcher set a rank")
+    os.environ["LOCAL_RANK"] = rank  # as Lightning's ddp_spawn and ddp_fork do
+    log.critical("after it set rank %s", rank)
+
+
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_worker_that_learns_its_rank_late_writes_that_rank_s_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    for name in context.RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    config.setup_logging(tmp_path)
+
+    with multiprocessing.get_context(method).Pool(
+        1, initializer=config.worker_logging()
+    ) as pool:
+        pool.apply(learn_rank_late, ("1",))
+    writer.stop()
+
+    assert messages(tmp_path, "error") == ["before the launcher set a rank"]
+    assert messages(tmp_path, "error.rank1") == ["after it set rank 1"]
+
+
+def test_a_process_waiting_for_its_rank_reads_the_environment_only_as_it_grows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Reading it for every record was a third of a pool worker's logging time.
+    for name in context.RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(context, "_rank", 0)
+    monkeypatch.setattr(context, "_rank_unknown", True)
+    monkeypatch.setattr(context, "_rank_pending", False)
+    looks: list[int] = []
+    find_rank = context.find_rank
+
+    def counted(*args: Any, **kwargs: Any) -> int | None:
+        looks.append(1)
+        return find_rank(*args, **kwargs)
+
+    monkeypatch.setattr(context, "find_rank", counted)
+    context.watch_rank()
+
+    assert {context.process_rank() for _ in range(1000)} == {0}
+    monkeypatch.setenv("UNRELATED", "1")
+    assert context.process_rank() == 0
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert [context.process_rank() for _ in range(1000)] == [3] * 1000
+    assert len(looks) == 3
 
 
 # "²" is a digit to str.isdigit(), not to int(); int() refuses 5,000 digits.

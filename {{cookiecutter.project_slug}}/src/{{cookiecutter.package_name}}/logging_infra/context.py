@@ -144,6 +144,9 @@ def _host_name() -> str:
 _rank = 0
 _rank_pending = False
 _rank_unknown = False  # no launcher variable named this process's rank
+# How many variables the environment had at the last look: a rank arrives as a
+# new one, and reading them for every record was a third of a worker's time.
+_variables_seen = -1
 
 
 def _set_rank(rank: int | None) -> None:
@@ -159,14 +162,15 @@ def rank_is_known() -> bool:
 def watch_rank() -> None:
     """In a process that joined a run: if no variable gave its rank, look for
     one as it logs."""
-    global _rank_pending
-    _rank_pending = _rank_unknown
+    global _rank_pending, _variables_seen
+    _rank_pending, _variables_seen = _rank_unknown, -1
 
 
 def process_rank() -> int:
     """This process's rank, as far as it is known now."""
-    global _rank, _rank_pending
-    if _rank_pending:
+    global _rank, _rank_pending, _variables_seen
+    if _rank_pending and len(os.environ) != _variables_seen:
+        _variables_seen = len(os.environ)
         rank = find_rank(os.environ, [], local=True)
         if rank is not None:
             _rank, _rank_pending = rank, False
@@ -174,8 +178,9 @@ def process_rank() -> int:
 
 
 def _after_fork_in_child() -> None:
-    global _rank_pending
-    _rank_pending = _rank_unknown  # a child of the owner may get a rank later
+    global _rank_pending, _variables_seen
+    # A child of the owner may get a rank later.
+    _rank_pending, _variables_seen = _rank_unknown, -1
 
 
 if hasattr(os, "register_at_fork"):
