@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import io
 import logging
+import multiprocessing
 {%- if rich %}
 import re
 {%- endif %}
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 import {{ cookiecutter.package_name }}.logging_infra.console as console
 from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.logging_infra import writer
 {%- if rich %}
 
 
@@ -52,6 +55,84 @@ def test_lines_go_to_standard_error_as_it_is_when_they_are_written(
     config.flush_logs()
 
     assert "shown above the display" in later.getvalue()
+
+
+class CountedStream(io.StringIO):
+    """Standard error as a test sees it: what was written, and in how many writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def held_writer(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """A handler on the writer thread that holds it until the event is set."""
+    release = threading.Event()
+
+    class Gate(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            release.wait(timeout=30)
+
+    monkeypatch.setitem(config.LOGGING_CONFIG["handlers"], "gate", {"()": Gate})
+    handlers = [*config.LOGGING_CONFIG["root"]["handlers"], "gate"]
+    monkeypatch.setitem(config.LOGGING_CONFIG["root"], "handlers", handlers)
+    return release
+
+
+def test_a_burst_reaches_the_console_in_a_few_writes_every_line_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_writer: threading.Event
+) -> None:
+    stream = CountedStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    config.setup_logging(tmp_path)
+    log = logging.getLogger("burst")
+    log.critical("hold")
+    for number in range(1000):  # queued while the gate holds the writer
+        log.critical("line %04d", number)
+    stream.writes = 0
+    held_writer.set()
+    config.flush_logs()
+
+    burst = [line for line in stream.getvalue().splitlines() if "line " in line]
+    assert [line[-9:] for line in burst] == [f"line {n:04d}" for n in range(1000)]
+    assert stream.writes <= 2, stream.writes  # the flush every 1024, the last one
+
+    writer.stop()  # without the writer thread, each line is written as it comes
+    log.critical("after the writer")
+    assert stream.getvalue().endswith("after the writer\n")
+
+
+def log_and_shut_down() -> None:
+    logging.getLogger("child").critical("from the child")
+    logging.shutdown()  # flushes every handler of the process, the parent's too
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+def test_a_forked_child_never_writes_console_lines_its_parent_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_writer: threading.Event
+) -> None:
+    console_file = tmp_path / "console.txt"
+    stream = console_file.open("w", encoding="utf-8", buffering=1)  # shared by both
+    monkeypatch.setattr(sys, "stderr", stream)
+    config.setup_logging(tmp_path / "logs")
+    logging.getLogger("parent").critical("held by the parent")  # the gate holds it
+
+    child = multiprocessing.get_context("fork").Process(target=log_and_shut_down)
+    child.start()
+    child.join(timeout=60)
+    held_writer.set()
+    config.flush_logs()
+    stream.close()
+
+    assert child.exitcode == 0
+    lines = console_file.read_text(encoding="utf-8").splitlines()
+    assert sum("held by the parent" in line for line in lines) == 1
+    assert sum("from the child" in line for line in lines) == 1
 
 
 def test_neither_tqdm_nor_rich_is_imported_for_piped_output(

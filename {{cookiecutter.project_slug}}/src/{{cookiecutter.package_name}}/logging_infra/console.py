@@ -27,7 +27,7 @@ def console_handler(stream: TextIO) -> logging.Handler:
     Rich is imported only when there is a terminal to draw on.
     """
     if not stream.isatty():
-        return logging.StreamHandler(ConsoleStream(stream))
+        return ConsoleHandler(ConsoleStream(stream))
     from typing import cast  # typing only now: Rich imports it anyway
 
     from rich.console import Console
@@ -42,8 +42,42 @@ def console_handler(stream: TextIO) -> logging.Handler:
     )
 {%- else %}
     """A handler for ``stream`` whose lines never break a progress bar."""
-    return logging.StreamHandler(ConsoleStream(stream))
+    return ConsoleHandler(ConsoleStream(stream))
 {%- endif %}
+
+
+class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that, behind the writer thread, writes a burst's lines at
+    once when the writer flushes, not one system call each: standard error
+    writes each line as it comes, which made a burst cost a quarter more."""
+
+    def __init__(self, stream: ConsoleStream) -> None:
+        super().__init__(stream)
+        self.flush_each_record = True  # the writer thread sets it while it serves
+        self.held: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.flush_each_record:
+            super().emit(record)
+            return
+        try:
+            self.held.append(self.format(record) + self.terminator)
+        except Exception:
+            self.handleError(record)
+
+    def write_text(self, text: str) -> None:
+        """Write one formatted record (ending in a line break)."""
+        self.held.append(text)
+        if self.flush_each_record:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self.held:
+                text = "".join(self.held)
+                self.held.clear()
+                self.stream.write(text)
+            self.stream.flush()
 
 
 class ConsoleStream(io.TextIOBase):

@@ -21,6 +21,7 @@ import struct
 import threading
 import time
 
+from .console import ConsoleHandler
 from .context import process_rank
 from .files import LogFileHandler, warn
 from .sigterm import leave_signals_to_the_main_thread
@@ -53,7 +54,7 @@ class Batch:
             if handler is None:
                 continue
             with handler.lock:  # type: ignore[union-attr]
-                if isinstance(handler, LogFileHandler):
+                if isinstance(handler, (LogFileHandler, ConsoleHandler)):
                     handler.write_text(text + handler.terminator)
                 elif type(handler) is logging.StreamHandler:
                     handler.stream.write(text + handler.terminator)

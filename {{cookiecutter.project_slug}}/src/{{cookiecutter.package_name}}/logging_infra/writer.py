@@ -27,6 +27,7 @@ import threading
 import time
 
 from . import redact, relay, sigterm
+from .console import ConsoleHandler
 from .files import LogFileHandler, warn
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
@@ -129,8 +130,9 @@ class _Writer:
         for handler in root.handlers[:]:
             if handler in self.handlers or sender is not None:
                 root.removeHandler(handler)
-            if isinstance(handler, LogFileHandler):
-                handler.flush_each_record = handler.synchronous
+            if isinstance(handler, (LogFileHandler, ConsoleHandler)):
+                # The writer flushes those it serves as its queue runs empty.
+                handler.flush_each_record = handler not in self.handlers
         self.records = queue.SimpleQueue()
         self.handler = _QueueHandler(self)
         root.addHandler(self.handler)
@@ -248,9 +250,9 @@ class _Writer:
         if self.handler is not None and self.handler in self.root.handlers:
             self.root.removeHandler(self.handler)
             for handler in self.relay.handlers if self.relay else self.handlers:
-                if isinstance(handler, LogFileHandler):
-                    if self.relay:
-                        continue  # the owner's file: never written from here
+                if self.relay and isinstance(handler, LogFileHandler):
+                    continue  # the owner's file: never written from here
+                if isinstance(handler, (LogFileHandler, ConsoleHandler)):
                     handler.flush_each_record = True
                 self.root.addHandler(handler)
         if self.relay is not None:
@@ -359,6 +361,8 @@ def _join_parent_run() -> None:
     for handler in formatting:
         if isinstance(handler, LogFileHandler):
             handler.detach()  # the parent's file: never written from here
+        elif isinstance(handler, ConsoleHandler):
+            handler.held.clear()  # the parent's lines: it writes them
     for handler in parent.root.handlers[:]:
         parent.root.removeHandler(handler)
     for handler in formatting:
