@@ -36,11 +36,17 @@ RANK_VARIABLES = (
 )
 
 
+# Left out of the measured processes' environment, whatever the shell running
+# this sets: bytecode is cached, and the standard streams buffered, as Python
+# does by default.
+DEFAULTS_KEPT = ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+
+
 def child_env(config: Config, rank: int) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in RANK_VARIABLES and k != "PYTHONDONTWRITEBYTECODE"
+        if k not in RANK_VARIABLES and k not in DEFAULTS_KEPT
     }
     if config.package:
         prefix = config.package.upper() + "_LOG_"

@@ -271,7 +271,8 @@ def environment(src: str, package: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if k not in RANK_VARIABLES and not k.startswith(prefix)
     }
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):  # Python's defaults
+        env.pop(name, None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
     return env
 
