@@ -3,6 +3,7 @@ no crash on a bad environment, no forged line."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import stat
@@ -79,6 +80,21 @@ def test_a_multi_line_message_keeps_its_lines_on_the_console(
     config.flush_logs()
 
     assert capsys.readouterr().err == "table:\n a | b\n 1 | 2\\r\n"
+
+
+def test_a_console_that_cannot_encode_a_character_still_gets_every_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = io.BytesIO()
+    ascii_only = io.TextIOWrapper(raw, encoding="ascii", write_through=True)
+    monkeypatch.setattr(sys, "stderr", ascii_only)
+    config.setup_logging(tmp_path)
+    log.critical("caf\u00e9")
+    log.critical("plain")
+    config.flush_logs()
+
+    lines = raw.getvalue().decode("ascii").splitlines()
+    assert lines[-2].endswith("caf\\xe9") and lines[-1].endswith("plain"), lines
 
 
 def test_records_logged_before_setup_are_escaped(run_python: RunPython) -> None:

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 import logfiles
+import {{ cookiecutter.package_name }}.logging_infra.context as context
 from {{ cookiecutter.package_name }} import config
-from {{ cookiecutter.package_name }}.logging_infra import configure, context, writer
+from {{ cookiecutter.package_name }}.logging_infra import configure, writer
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 START_METHODS = [

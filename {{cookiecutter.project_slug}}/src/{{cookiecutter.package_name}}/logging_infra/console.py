@@ -76,7 +76,13 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if self.held:
                 text = "".join(self.held)
                 self.held.clear()
-                self.stream.write(text)
+                try:
+                    self.stream.write(text)
+                except UnicodeEncodeError as error:  # a stream stricter than stderr
+                    codec = error.encoding
+                    self.stream.write(
+                        text.encode(codec, "backslashreplace").decode(codec)
+                    )
             self.stream.flush()
 
 
