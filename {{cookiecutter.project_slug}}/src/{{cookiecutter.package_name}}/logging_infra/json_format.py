@@ -29,9 +29,10 @@ FIELDS = (
     "function",
     "process",
 )
-# The line up to the run context, one %s per field.
+# The line up to the run context, one %s per field; then with the run context.
 _LINE_START = "{" + ", ".join(f'"{name}": %s' for name in FIELDS)
 CONTEXT = ("run_id", "rank", "host")
+_WITH_CONTEXT = _LINE_START + "".join(f', "{name}": %s' for name in CONTEXT)
 # Names an ``extra`` key may not take: such a key gets an "extra_" prefix.
 RESERVED = frozenset((*FIELDS, *CONTEXT, "exception", "stack"))
 # Attributes of every record, which are not ``extra`` fields.
@@ -64,10 +65,10 @@ class JsonFormatter(logging.Formatter):
         # The standard fields and the run context are written directly: json's
         # encoder would take as long again (it makes a new C encoder for each
         # call), but it escapes a lone string with one call to its C function.
-        line = _LINE_START % (
-            _value(self._time(record)),
+        standard = (
+            self._time(record),
             _value(record.levelname),
-            _value(self._logger_name(record.name)),
+            self._logger_name(record.name),
             _value(record.getMessage()),
             _value(record.filename),
             _value(record.lineno),
@@ -75,11 +76,21 @@ class JsonFormatter(logging.Formatter):
             _value(record.process),
         )
         attributes = vars(record)
-        for key in CONTEXT:
-            if key in attributes:
-                line += f', "{key}": {_value(attributes[key])}'
-        fields = self._other_fields(record, attributes)
-        line += (", " + _encode(fields)[1:]) if fields else "}"
+        try:  # the context filter sets all three
+            context = (attributes["run_id"], attributes["rank"], attributes["host"])
+            line = _WITH_CONTEXT % (*standard, *map(_value, context))
+        except KeyError:
+            line = _LINE_START % standard
+            for key in CONTEXT:
+                if key in attributes:
+                    line += f', "{key}": {_value(attributes[key])}'
+        if _STANDARD.issuperset(attributes) and not (
+            record.exc_info or record.exc_text or record.stack_info
+        ):
+            line += "}"  # the usual record: nothing more to write
+        else:
+            fields = self._other_fields(record, attributes)
+            line += (", " + _encode(fields)[1:]) if fields else "}"
         if "\\ud" in line:  # rare: characters outside the BMP, or near its end
             line = _ESCAPE.sub(_lone_surrogate_as_text, line)
         return line
@@ -105,22 +116,23 @@ class JsonFormatter(logging.Formatter):
         return fields
 
     def _logger_name(self, name: str) -> str:
-        """The name, masked like messages are (once per name and set of secrets)."""
+        """The name as JSON, masked like messages are (once per name and set of
+        secrets)."""
         key = (name, redact.secrets)
-        if (masked := self._names.get(key)) is None:
+        if (text := self._names.get(key)) is None:
             if len(self._names) > 1000:  # names made up per record, say
                 self._names.clear()
-            masked = self._names[key] = redact(name)
-        return masked
+            text = self._names[key] = _value(redact(name))
+        return text
 
     def _time(self, record: logging.LogRecord) -> str:
-        """ISO 8601 in UTC with milliseconds: 2026-11-27T13:02:48.713Z."""
+        """As JSON, ISO 8601 in UTC with milliseconds: "2026-11-27T13:02:48.713Z"."""
         second = int(record.created)
         cached, text = self._second  # one tuple: safe to share between threads
         if second != cached:
             text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, text)
-        return f"{text}.{int(record.msecs):03d}Z"
+        return f'"{text}.{int(record.msecs):03d}Z"'
 
     def _jsonable(self, value: object, depth: int = 0) -> object:
         if isinstance(value, str):
