@@ -3,7 +3,9 @@
 Field names follow Google Cloud Logging (``time``, ``severity``, ``message``) and
 read well with ``jq``. It uses the standard library only: python-json-logger
 (4.x) cost about 2.1x the text formatter per record when measured for this
-template, this formatter about 1.1x, against a target of 1.15x.
+template, this formatter about 1.5x (9 us against 6 us on a shared 2-core
+machine), which makes a JSON project's records about 1.1x to 1.2x as long to
+log as a text project's, against a target of 1.15x.
 """
 
 from __future__ import annotations
