@@ -41,22 +41,20 @@ def ratio(config: Config, reference: Config | None, key: str) -> float | None:
     repetition and slot, seconds apart): load from elsewhere that comes and goes
     over minutes then weighs on both sides of each ratio. Where the two were
     not measured as many times, the ratio of the medians."""
-    values = config.samples.get(key)
-    bases = reference.samples.get(key) if reference else None
     base = reference.median(key) if reference else None
-    if not values or not bases or not base or not all(bases):
+    if key == "peak_mib" and base is not None and base < MIN_PEAK_FOR_RATIO:
         return None
-    if key == "peak_mib" and base < MIN_PEAK_FOR_RATIO:
-        return None
-    if len(values) == len(bases):
+    values = config.samples.get(key) or []
+    bases = (reference.samples.get(key) if reference else None) or []
+    if values and len(values) == len(bases) and all(bases):
         return statistics.median(v / b for v, b in zip(values, bases, strict=True))
-    return statistics.median(values) / base
+    return ratio_of_medians(config, reference, key)
 
 
 def ratio_of_medians(
     config: Config, reference: Config | None, key: str
 ) -> float | None:
-    """The ratio as earlier runs gave it, for comparison."""
+    """The ratio as runs before side-by-side ratios gave it."""
     value, base = config.median(key), reference.median(key) if reference else None
     return value / base if value is not None and base else None
 

@@ -55,6 +55,9 @@ FLUSH_EVERY = 1024
 # backlog would then have to reach the run's owner within SIGTERM's grace.
 YIELD_EVERY = 64
 YIELD_SECONDS = 0.00001
+# Handlers that, served by the writer thread, leave flushing to it (their
+# ``flush_each_record`` is off meanwhile).
+_FLUSHED_BY_WRITER = (LogFileHandler, ConsoleHandler)
 
 
 class _QueueHandler(logging.handlers.QueueHandler):
@@ -130,8 +133,7 @@ class _Writer:
         for handler in root.handlers[:]:
             if handler in self.handlers or sender is not None:
                 root.removeHandler(handler)
-            if isinstance(handler, (LogFileHandler, ConsoleHandler)):
-                # The writer flushes those it serves as its queue runs empty.
+            if isinstance(handler, _FLUSHED_BY_WRITER):  # flushed as the queue empties
                 handler.flush_each_record = handler not in self.handlers
         self.records = queue.SimpleQueue()
         self.handler = _QueueHandler(self)
@@ -252,7 +254,7 @@ class _Writer:
             for handler in self.relay.handlers if self.relay else self.handlers:
                 if self.relay and isinstance(handler, LogFileHandler):
                     continue  # the owner's file: never written from here
-                if isinstance(handler, (LogFileHandler, ConsoleHandler)):
+                if isinstance(handler, _FLUSHED_BY_WRITER):
                     handler.flush_each_record = True
                 self.root.addHandler(handler)
         if self.relay is not None:
