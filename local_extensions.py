@@ -4,6 +4,8 @@ import json
 
 from jinja2.ext import Extension
 
+LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
 
 def _quoted(value: object) -> str:
     """Quote text as a double-quoted literal valid in both Python and TOML.
@@ -14,9 +16,15 @@ def _quoted(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def _lowest_level(levels: list[str]) -> str:
+    """The least of these level names: the root logger's, below every handler's."""
+    return min(levels, key=LEVELS.index)
+
+
 class QuotedExtension(Extension):
-    """Adds the ``quoted`` filter."""
+    """Adds the ``quoted`` and ``lowest_level`` filters."""
 
     def __init__(self, environment):  # type: ignore[no-untyped-def]
         super().__init__(environment)
         environment.filters["quoted"] = _quoted
+        environment.filters["lowest_level"] = _lowest_level

@@ -1,4 +1,4 @@
-"""Remove the modules and tests of options that were not chosen.
+"""Remove the modules of options that were not chosen.
 
 Runs inside the new project directory, so every path here is relative to it.
 """
@@ -13,7 +13,7 @@ def unused_files(answers: dict) -> list[Path]:
     infra = Path("src", answers["package_name"], "logging_infra")
     unused = []
     if answers["log_format"] != "json":
-        unused += [infra / "json_format.py", Path("tests", "test_json.py")]
+        unused.append(infra / "json_format.py")
     return unused
 
 

@@ -6,7 +6,6 @@ allowed, then exits 1: cookiecutter removes the project directory it made.
 
 import json
 import keyword
-import math
 import re
 import sys
 from pathlib import PurePosixPath
@@ -71,35 +70,12 @@ def check_log_dir(value: str) -> None:
         )
 
 
-def positive(field: str, value: object, kind: type) -> float:
-    allowed = "a positive whole number" if kind is int else "a positive number"
-    try:
-        number = kind(str(value).strip())
-    except ValueError:
-        raise BadAnswer(field, value, allowed) from None
-    if not math.isfinite(number) or number <= 0:
-        raise BadAnswer(field, value, allowed)
-    return number
-
-
 def check_levels(answers: dict) -> None:
-    for field in (
-        "log_level",
-        "console_log_level",
-        "info_log_level",
-        "error_log_level",
-    ):
+    # Each handler has its own threshold and the root takes the least of them, so
+    # no pair of levels contradicts another: only unknown names are refused.
+    for field in ("console_log_level", "info_log_level"):
         if answers[field] not in LEVELS:
             raise BadAnswer(field, answers[field], f"choose one of {', '.join(LEVELS)}")
-    overall = LEVELS.index(answers["log_level"])
-    for field in ("console_log_level", "info_log_level", "error_log_level"):
-        if LEVELS.index(answers[field]) < overall:
-            raise BadAnswer(
-                field,
-                answers[field],
-                f"it is below log_level={answers['log_level']!r}, so records at that "
-                "level would never reach this handler; raise it or lower log_level",
-            )
 
 
 def check_options(answers: dict) -> None:
@@ -116,12 +92,12 @@ def check_options(answers: dict) -> None:
 def main(answers: dict) -> None:
     if not answers["project_name"].strip():
         raise BadAnswer("project_name", answers["project_name"], "it must not be empty")
+    # The repository and command name come from the project name.
     check_name(
-        "project_slug",
-        answers["project_slug"],
+        "project_name",
+        answers["__project_slug"],
         SLUG,
-        "use lowercase letters, digits and single '-' or '_' between them, "
-        "starting with a letter",
+        "it must start with a letter and hold letters or digits",
     )
     check_name(
         "package_name",
@@ -137,9 +113,6 @@ def main(answers: dict) -> None:
         )
     check_log_dir(answers["log_dir"])
     check_levels(answers)
-    positive("log_max_mb", answers["log_max_mb"], float)
-    positive("log_backup_count", answers["log_backup_count"], int)
-    positive("log_keep_runs", answers["log_keep_runs"], int)
     check_options(answers)
 
 

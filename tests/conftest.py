@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+# The machinery's scenarios: Jinja templates of tests, rendered into a baked project
+# by render_scenarios(), never part of the project a user gets.
+SCENARIOS_DIR = TEMPLATE_DIR / "scenarios"
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
 
@@ -70,6 +73,31 @@ def bake(cookies) -> Bake:  # type: ignore[no-untyped-def]
 def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One mypy cache for every baked project: torch's stubs are parsed once."""
     return tmp_path_factory.mktemp("mypy-cache")
+
+
+def render_scenarios(project: Path, context: dict[str, object]) -> Path:
+    """Render the machinery's scenarios with the answers a project was baked with.
+
+    They land in <project>/scenarios, where they import the package from src/ and
+    read the project's lnav format, as the generated tests once did.
+    """
+    from cookiecutter.environment import StrictEnvironment
+
+    if str(TEMPLATE_DIR) not in sys.path:  # for the template's Jinja extensions
+        sys.path.insert(0, str(TEMPLATE_DIR))
+    environment = StrictEnvironment(
+        context={"cookiecutter": context}, keep_trailing_newline=True
+    )
+    target = project / "scenarios"
+    target.mkdir(exist_ok=True)
+    for source in sorted(SCENARIOS_DIR.iterdir()):
+        if source.name == "test_json.py" and context["log_format"] != "json":
+            continue
+        text = source.read_text(encoding="utf-8")
+        if source.suffix == ".py":
+            text = environment.from_string(text).render(cookiecutter=context)
+        (target / source.name).write_text(text, encoding="utf-8")
+    return target
 
 
 def project_env(project: Path) -> dict[str, str]:

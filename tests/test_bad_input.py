@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 from conftest import TEMPLATE_DIR, run, tool
 
+LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
 BAD_ANSWERS = {
     "empty-name": ("project_name", "   "),
-    "slug-with-space": ("project_slug", "my project"),
-    "slug-uppercase": ("project_slug", "MyProject"),
-    "slug-keyword": ("project_slug", "class"),
-    "slug-too-long": ("project_slug", "a" * 41),
+    # The repository and command name follow the project name.
+    "name-only-digits": ("project_name", "2024"),
+    "name-keyword": ("project_name", "class"),
+    "name-shadows-stdlib": ("project_name", "Logging"),
+    "name-too-long": ("project_name", "a" * 41),
     "package-not-identifier": ("package_name", "my-package"),
     "package-leading-digit": ("package_name", "2fast"),
     "package-keyword": ("package_name", "import"),
@@ -29,30 +32,8 @@ BAD_ANSWERS = {
     "log-dir-backslash": ("log_dir", "logs\\train"),
     "log-dir-in-src": ("log_dir", "src/logs"),
     "log-dir-double-slash": ("log_dir", "logs//train"),
-    "max-mb-zero": ("log_max_mb", "0"),
-    "max-mb-negative": ("log_max_mb", "-5"),
-    "max-mb-text": ("log_max_mb", "ten"),
-    "max-mb-nan": ("log_max_mb", "nan"),
-    "backups-zero": ("log_backup_count", "0"),
-    "backups-fraction": ("log_backup_count", "2.5"),
-    "keep-runs-zero": ("log_keep_runs", "0"),
-    "keep-runs-negative": ("log_keep_runs", "-3"),
-    "keep-runs-text": ("log_keep_runs", "all"),
     "email-without-at": ("author_email", "me at example.com"),
 }
-# Levels that contradict each other pass the choice lists but not the hook; the
-# last answer is the one named.
-CONFLICTS = {
-    "console-below-overall": {"log_level": "WARNING", "console_log_level": "INFO"},
-    "error-below-overall": {
-        "log_level": "CRITICAL",
-        "console_log_level": "CRITICAL",
-        "info_log_level": "CRITICAL",
-        "error_log_level": "ERROR",
-    },
-}
-
-
 def bake_cli(tmp_path: Path, *answers: str) -> tuple[int, str, Path]:
     out = tmp_path / "out"
     out.mkdir()
@@ -83,24 +64,11 @@ def test_bad_answer_fails_with_one_line_naming_the_field(
     assert list(out.iterdir()) == [], "a half-rendered project was left behind"
 
 
-@pytest.mark.parametrize("answers", CONFLICTS.values(), ids=CONFLICTS)
-def test_contradicting_levels_are_refused(
-    tmp_path: Path, answers: dict[str, str]
-) -> None:
-    status, output, out = bake_cli(tmp_path, *(f"{k}={v}" for k, v in answers.items()))
-
-    assert status != 0
-    field = list(answers)[-1]
-    expected = f"Invalid answer: {field}={answers[field]!r} is not valid: it is below"
-    assert expected in output
-    assert list(out.iterdir()) == []
-
-
 def test_unknown_level_is_refused_before_rendering(tmp_path: Path) -> None:
-    status, output, out = bake_cli(tmp_path, "log_level=LOUD")
+    status, output, out = bake_cli(tmp_path, "console_log_level=LOUD")
 
     assert status != 0
-    assert "LOUD provided for choice variable log_level" in output
+    assert "LOUD provided for choice variable console_log_level" in output
     assert list(out.iterdir()) == []
 
 
@@ -138,10 +106,8 @@ def test_replayed_answers_are_checked_too(tmp_path: Path) -> None:
     answers = {key: value for key, value in context.items() if not key.startswith("_")}
     for key, value in answers.items():
         answers[key] = value[0] if isinstance(value, list) else value
-    answers.update(project_slug="replayed", package_name="replayed", use_tqdm="maybe")
-    # A replay file holds rendered answers: the levels that default to log_level.
-    answers.update(console_log_level="INFO", info_log_level="INFO")
-    answers.update(error_log_level="ERROR")
+    answers.update(project_name="replayed", use_tqdm="maybe")
+    answers.update(__project_slug="replayed", package_name="replayed")
     replay.write_text(json.dumps({"cookiecutter": answers}), encoding="utf-8")
     out = tmp_path / "out"
     result = run(
@@ -182,17 +148,20 @@ def test_free_text_renders_valid_python_and_toml(tmp_path: Path) -> None:
         ast.parse(path.read_text("utf-8"))
 
 
-@pytest.mark.parametrize(
-    ("overall", "expected"),
-    [("WARNING", ("WARNING", "WARNING", "ERROR")), ("CRITICAL", ("CRITICAL",) * 3)],
-)
-def test_handler_levels_follow_log_level_given_alone(
-    tmp_path: Path, overall: str, expected: tuple[str, str, str]
-) -> None:
-    status, output, out = bake_cli(tmp_path, f"log_level={overall}")
+def test_every_pair_of_levels_bakes_with_the_root_below_both(tmp_path: Path) -> None:
+    from cookiecutter.main import cookiecutter
 
-    assert status == 0, output
-    [config] = out.glob("*/src/*/config.py")
-    # The console, info and error handlers come first in LOGGING_CONFIG, then root.
-    levels = re.findall(r'"level": "([A-Z]+)"', config.read_text("utf-8"))
-    assert tuple(levels[:4]) == (*expected, overall)
+    for console in LEVELS:
+        for info in LEVELS:
+            out = tmp_path / f"{console}-{info}"
+            project = cookiecutter(
+                str(TEMPLATE_DIR),
+                no_input=True,
+                output_dir=str(out),
+                extra_context={"console_log_level": console, "info_log_level": info},
+            )
+            config = next(Path(project).glob("src/*/config.py"))
+            # The console, info and error handlers come first in LOGGING_CONFIG, then root.
+            levels = re.findall(r'"level": "([A-Z]+)"', config.read_text("utf-8"))
+            lowest = min(console, info, "ERROR", key=LEVELS.index)
+            assert tuple(levels[:4]) == (console, info, "ERROR", lowest)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_passed, project_env, run, tool
+from conftest import assert_passed, project_env, render_scenarios, run, tool
 
 # Every value of every option appears at least once.
 COMBINATIONS: dict[str, dict[str, str]] = {
@@ -23,30 +23,21 @@ COMBINATIONS: dict[str, dict[str, str]] = {
     "verbose-nested-dir": {
         "project_name": "Vision Transformer Sweep",
         "log_dir": "var/log/train",
-        "log_level": "DEBUG",
         "console_log_level": "DEBUG",
         "info_log_level": "DEBUG",
-        "error_log_level": "WARNING",
-        "log_max_mb": "0.5",
-        "log_backup_count": "3",
         "log_format": "json",
         "log_layout": "per_run",
-        "log_keep_runs": "3",
     },
-    # Only the overall level: the console and info.log follow it to WARNING.
     "quiet": {
         "project_name": "quiet_job",
-        "log_level": "WARNING",
-        "error_log_level": "CRITICAL",
-        "log_max_mb": "100",
-        "log_backup_count": "1",
+        "console_log_level": "WARNING",
+        "info_log_level": "WARNING",
         "console_style": "rich",
     },
+    # The console above the files: the root follows the lowest handler.
     "errors-only": {
-        "log_level": "ERROR",
         "console_log_level": "CRITICAL",
         "info_log_level": "ERROR",
-        "error_log_level": "ERROR",
         "use_tqdm": "yes",
         "log_layout": "per_run",
     },
@@ -57,8 +48,13 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "use_tqdm": "true",
     },
     "json-rich": {"log_format": "json", "console_style": "rich"},
-    "json-tqdm": {"log_format": "json", "use_tqdm": "1", "log_level": "DEBUG"},
-    "rich-tqdm": {"console_style": "rich", "use_tqdm": "y", "log_dir": "out/logs"},
+    "json-tqdm": {"log_format": "json", "use_tqdm": "1", "console_log_level": "DEBUG"},
+    "rich-tqdm": {
+        "console_style": "rich",
+        "use_tqdm": "y",
+        "log_dir": "out/logs",
+        "info_log_level": "CRITICAL",
+    },
     "awkward-text": {
         "project_name": "Ünïcode Project 2",
         "description": "Quotes \" ' \\ back\\slash, { braces }, tab\tand\nnewline 😀",
@@ -106,10 +102,9 @@ class Baked:
         return self.log_dir
 
     def levels_reaching(self, handler: str) -> list[str]:
-        """Levels that pass both the overall threshold and the handler's own."""
-        overall = LEVELS.index(self.answers["log_level"])
-        own = LEVELS.index(self.answers[f"{handler}_log_level"])
-        return LEVELS[max(overall, own) :]
+        """Levels at or above the handler's own threshold (the root is below all)."""
+        own = "ERROR" if handler == "error" else self.answers[f"{handler}_log_level"]
+        return LEVELS[LEVELS.index(own) :]
 
     @property
     def options(self) -> set[str]:
@@ -148,6 +143,8 @@ def baked(request: pytest.FixtureRequest, cookies_session) -> Baked:  # type: ig
     result = cookies_session.bake(extra_context=request.param)
     assert result.exception is None, result.exception
     path = Path(result.project_path)
+    # The machinery's scenarios are checked as the generated files are.
+    render_scenarios(path, dict(result.context))
     files = sorted(p for p in path.rglob("*") if p.is_file())
     full_suite = any(request.param == COMBINATIONS[name] for name in FULL_SUITE)
     return Baked(path, dict(result.context), files, not request.param, full_suite)
@@ -199,23 +196,12 @@ def test_expected_files_exist(baked: Baked) -> None:
         f"{infra}/text_format.py",
         f"{infra}/writer.py",
         f"src/{package}/py.typed",
-        "tests/conftest.py",
-        "tests/logfiles.py",
-        "tests/test_config.py",
-        "tests/test_console.py",
-        "tests/test_faults.py",
-        "tests/test_hostile.py",
-        "tests/test_lnav.py",
-        "tests/test_main.py",
-        "tests/test_processes.py",
-        "tests/test_redact.py",
-        "tests/test_runs.py",
-        "tests/test_workers.py",
+        "tests/test_demo.py",
     }
     # Modules and tests of options not chosen are not rendered.
     optional = {
         f"{infra}/json_format.py": "json" in baked.options,
-        "tests/test_json.py": "json" in baked.options,
+        "scenarios/test_json.py": "json" in baked.options,
     }
     assert {name: name in relative for name in optional} == optional
 
@@ -258,7 +244,7 @@ def test_config_reads_in_one_sitting(baked: Baked) -> None:
 
 def test_data_and_code_parse(baked: Baked) -> None:
     pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text("utf-8"))
-    assert pyproject["project"]["name"] == baked.answers["project_slug"]
+    assert pyproject["project"]["name"] == baked.answers["__project_slug"]
     assert pyproject["project"]["description"] == baked.answers["description"]
     assert pyproject["project"]["authors"][0]["name"] == baked.answers["author_name"]
     for path in baked.files:
@@ -277,10 +263,22 @@ def test_lint_and_types_are_clean(baked: Baked, mypy_cache: Path) -> None:
 
 
 def test_generated_test_suite_passes(baked: Baked) -> None:
+    """The user's own suite, as `pytest` runs it in the project: small and fast."""
+    result = run(
+        sys.executable,
+        *("-m", "pytest", "-q", "-p", "no:cacheprovider"),
+        cwd=baked.path,
+        env=project_env(baked.path),
+    )
+    assert_passed(result.stdout)
+
+
+def test_machinery_scenarios_pass(baked: Baked) -> None:
+    """Faults, workers, hostile input, redaction, runs, lnav: against this bake."""
     slow = [] if baked.full_suite else ["-m", "not slow"]
     result = run(
         sys.executable,
-        *("-m", "pytest", "-q", "-p", "no:cacheprovider", *slow),
+        *("-m", "pytest", "-q", "-p", "no:cacheprovider", *slow, "scenarios"),
         cwd=baked.path,
         env=project_env(baked.path),
         timeout=900,
@@ -351,7 +349,7 @@ def test_logs_are_ignored_by_git(baked: Baked) -> None:
 
 SECRETS_SCRIPT = """
 import json, logging, os, sys
-sys.path.insert(0, "tests")
+sys.path.insert(0, "scenarios")
 from test_redact import CORPUS, ENVIRONMENT
 os.environ.update(ENVIRONMENT)
 from {package}.config import setup_logging

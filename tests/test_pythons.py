@@ -1,4 +1,5 @@
-"""The generated project installs and passes its own tests on every supported Python."""
+"""The generated project installs and passes its tests and the machinery's scenarios
+on every supported Python."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PYTHONS, assert_passed, find_python, pinned, run
+from conftest import (
+    PYTHONS,
+    assert_passed,
+    find_python,
+    pinned,
+    render_scenarios,
+    run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +28,7 @@ def version_info(version: str) -> tuple[int, int]:
 def default_project(cookies_session) -> Path:  # type: ignore[no-untyped-def]
     result = cookies_session.bake()
     assert result.exception is None, result.exception
+    render_scenarios(Path(result.project_path), dict(result.context))
     return Path(result.project_path)
 
 
@@ -58,6 +67,7 @@ def test_generated_project_on_python(
         "no:cacheprovider",
         *slow,
         default_project / "tests",
+        default_project / "scenarios",
         cwd=default_project,
         env={"PYTHONDONTWRITEBYTECODE": "1"},
         timeout=1200,  # many-process and fault scenarios included

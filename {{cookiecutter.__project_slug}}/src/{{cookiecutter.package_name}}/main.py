@@ -23,7 +23,7 @@ def positive_int(text: str) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="{{ cookiecutter.project_slug }}",
+        prog="{{ cookiecutter.__project_slug }}",
         description="Train a toy linear model and log the run.",
     )
     parser.add_argument("--epochs", type=positive_int, default=5)

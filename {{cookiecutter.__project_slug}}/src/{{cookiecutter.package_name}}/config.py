@@ -26,11 +26,14 @@ if not (BASE_DIR / "pyproject.toml").is_file():
 LOGS_DIR = BASE_DIR / "{{ cookiecutter.log_dir }}"
 {%- if cookiecutter.log_layout == "per_run" %}
 # A directory per run, <log dir>/<run id>/; setup_logging() keeps the newest N.
-RUN_DIRS_KEPT: int | None = {{ cookiecutter.log_keep_runs | int }}  # None: all runs share the files
+RUN_DIRS_KEPT: int | None = 20  # None: all runs share the files
 {%- else %}
 # None: all runs append to the same files; N: a directory per run, the newest N kept.
 RUN_DIRS_KEPT: int | None = None
 {%- endif %}
+# Each log file rotates at this size and keeps this many old files beside it.
+MAX_BYTES = 10 * 1024 * 1024
+BACKUP_COUNT = 10
 
 # Environment variables read by setup_logging().
 LOG_LEVEL_ENV = "{{ cookiecutter.package_name | upper }}_LOG_LEVEL"
@@ -82,8 +85,8 @@ LOGGING_CONFIG: dict[str, Any] = {
         "info": {
             "class": f"{INFRA}.files.LogFileHandler",
             "filename": "info.log",
-            "maxBytes": {{ (cookiecutter.log_max_mb | float * 1048576) | int }},  # {{ '%g' | format(cookiecutter.log_max_mb | float) }} MiB
-            "backupCount": {{ cookiecutter.log_backup_count | int }},
+            "maxBytes": MAX_BYTES,
+            "backupCount": BACKUP_COUNT,
             "encoding": "utf-8",
             "formatter": "detailed",
             "filters": ["context", "redact"],
@@ -92,18 +95,18 @@ LOGGING_CONFIG: dict[str, Any] = {
         "error": {
             "class": f"{INFRA}.files.LogFileHandler",
             "filename": "error.log",
-            "maxBytes": {{ (cookiecutter.log_max_mb | float * 1048576) | int }},
-            "backupCount": {{ cookiecutter.log_backup_count | int }},
+            "maxBytes": MAX_BYTES,
+            "backupCount": BACKUP_COUNT,
             "encoding": "utf-8",
             "formatter": "detailed",
             "filters": ["context", "redact"],
-            "level": "{{ cookiecutter.error_log_level }}",
+            "level": "ERROR",
             "synchronous": True,  # written before error() returns, not by a thread
         },
     },
-    # The overall threshold: records below it reach no handler, whatever its level.
+    # The least of the handlers' levels: a record below it is not even formatted.
     "root": {
-        "level": "{{ cookiecutter.log_level }}",
+        "level": "{{ [cookiecutter.console_log_level, cookiecutter.info_log_level, 'ERROR'] | lowest_level }}",
         "handlers": ["console", "info", "error"],
     },
     # Libraries that are chatty below WARNING, even when the root is at DEBUG.
