@@ -31,9 +31,7 @@ RUN_DIRS_KEPT: int | None = 20  # None: all runs share the files
 # None: all runs append to the same files; N: a directory per run, the newest N kept.
 RUN_DIRS_KEPT: int | None = None
 {%- endif %}
-# Each log file rotates at this size and keeps this many old files beside it.
-MAX_BYTES = 10 * 1024 * 1024
-BACKUP_COUNT = 10
+MAX_BYTES, BACKUP_COUNT = 10 * 1024**2, 10  # files rotate at 10 MiB, keep 10 old ones
 
 # Environment variables read by setup_logging().
 LOG_LEVEL_ENV = "{{ cookiecutter.package_name | upper }}_LOG_LEVEL"
