@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_passed, project_env, render_scenarios, run, tool
+from conftest import Bake, assert_passed, project_env, render_scenarios, run, tool
 
 # Every value of every option appears at least once.
 COMBINATIONS: dict[str, dict[str, str]] = {
@@ -257,9 +257,13 @@ def test_data_and_code_parse(baked: Baked) -> None:
 
 
 def test_lint_and_types_are_clean(baked: Baked, mypy_cache: Path) -> None:
+    """ruff covers the scenarios too; mypy runs with the project's own settings,
+    then strict on the scenarios, which import the package from src/."""
     run(tool("ruff"), "check", "--no-cache", ".", cwd=baked.path)
     run(tool("ruff"), "format", "--no-cache", "--check", ".", cwd=baked.path)
     run(tool("mypy"), "--cache-dir", mypy_cache, cwd=baked.path)
+    strict = ("--cache-dir", mypy_cache, "--strict", "scenarios")
+    run(tool("mypy"), *strict, cwd=baked.path, env={"MYPYPATH": "src"})
 
 
 def test_generated_test_suite_passes(baked: Baked) -> None:
@@ -439,3 +443,68 @@ def test_console_on_a_terminal(baked: Baked) -> None:
         assert all(line.startswith("epoch ") for line in epochs), epochs
     assert ("tqdm" in baked.options) == ("training" in output)
     assert not any("training" in line for line in epochs), "a bar broke a log line"
+
+
+# Code as a user writes it first: no annotations, a library without types.
+UNANNOTATED_MODULE = """\
+import some_untyped_ml_library
+
+
+def evaluate(model, data):
+    scores = []
+    for batch in data:
+        scores.append(model(batch))
+    return some_untyped_ml_library.mean(scores)
+"""
+UNANNOTATED_TEST = """\
+from {package}.evaluate import evaluate
+
+
+def test_evaluate_scores_every_batch():
+    assert evaluate(lambda batch: batch, [1, 2]) is not None
+"""
+UNTYPED_HELPER = "\n\ndef helper(value):\n    return value\n"
+
+
+def test_mypy_is_gentle_on_user_code_and_strict_on_the_machinery(
+    bake: Bake, mypy_cache: Path
+) -> None:
+    project = bake()
+    package = project / "src" / "my_ml_project"
+    (package / "evaluate.py").write_text(UNANNOTATED_MODULE, encoding="utf-8")
+    with (package / "train.py").open("a", encoding="utf-8") as train:
+        train.write(UNTYPED_HELPER)
+    test = UNANNOTATED_TEST.format(package="my_ml_project")
+    (project / "tests" / "test_evaluate.py").write_text(test, encoding="utf-8")
+    (project / "examples" / "sweep.py").write_text(UNANNOTATED_MODULE, "utf-8")
+    mypy = (tool("mypy"), "--cache-dir", mypy_cache)
+    run(*mypy, cwd=project)
+
+    for strict in (package / "config.py", package / "logging_infra" / "extra.py"):
+        before = strict.read_text("utf-8") if strict.exists() else ""
+        strict.write_text(before + UNTYPED_HELPER, encoding="utf-8")
+        result = run(*mypy, cwd=project, check=False)
+        line = (before + UNTYPED_HELPER).count("\n") - 1
+        where = strict.relative_to(project).as_posix()
+        assert result.returncode == 1, result.stdout
+        assert result.stdout.startswith(
+            f"{where}:{line}: error: Function is missing a type annotation"
+        ), result.stdout
+        assert "Found 1 error in 1 file" in result.stdout, result.stdout
+        if before:
+            strict.write_text(before, encoding="utf-8")
+        else:
+            strict.unlink()
+
+
+def test_readme_fits_a_first_day(baked: Baked) -> None:
+    readme = (baked.path / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    assert len(lines) <= 150, f"README.md has {len(lines)} lines"
+    assert (baked.path / "docs" / "logging.md").is_file()
+    prose = re.sub(r"```.*?```", "", readme, flags=re.DOTALL)  # links, not code
+    links = re.findall(r"\]\(([^)\s]+)\)", prose)
+    relative = [link.split("#")[0] for link in links if "://" not in link]
+    assert "docs/logging.md" in relative
+    missing = [link for link in relative if not (baked.path / link).is_file()]
+    assert not missing, f"README.md links to missing files: {missing}"

@@ -1,7 +1,9 @@
 """Distributed data-parallel training on CPU: every rank logs to its own files.
 
-    python -m pip install -e ".[torch]"
+    python -m pip install -e . torch
     torchrun --nproc_per_node=4 examples/ddp.py
+
+or with uv: uv run --with torch torchrun --nproc_per_node=4 examples/ddp.py
 
 Rank 0 writes info.log and error.log and the console; rank N writes
 info.rankN.log and error.rankN.log and shows only warnings on the console.
