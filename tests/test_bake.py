@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Bake, assert_passed, project_env, render_scenarios, run, tool
+from conftest import (
+    PYTHONS,
+    Bake,
+    assert_passed,
+    project_env,
+    render_scenarios,
+    run,
+    tool,
+)
 
 # Every value of every option appears at least once.
 COMBINATIONS: dict[str, dict[str, str]] = {
@@ -508,3 +516,37 @@ def test_readme_fits_a_first_day(baked: Baked) -> None:
     assert "docs/logging.md" in relative
     missing = [link for link in relative if not (baked.path / link).is_file()]
     assert not missing, f"README.md links to missing files: {missing}"
+
+
+def test_ci_checks_the_project_on_the_platforms_tested(bake: Bake) -> None:
+    """CI runs the user's checks and fast suite; it claims Linux only, where the
+    template's tests run (Windows and macOS take paths that are not all tested)."""
+    project = bake()
+    ci = yaml.safe_load((project / ".github/workflows/ci.yml").read_text("utf-8"))
+    (job,) = ci["jobs"].values()
+    assert job["strategy"]["matrix"] == {
+        "os": ["ubuntu-latest"],
+        "python-version": list(PYTHONS),
+    }
+    steps = [step["run"] for step in job["steps"] if "run" in step]
+    assert steps == [
+        'python -m pip install -e ".[dev]"',
+        "ruff check .",
+        "ruff format --check .",
+        "mypy",  # with the project's settings: strict for the logging set-up
+        "pytest",  # the user's suite: tests/ only
+    ]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
+    assert pyproject["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
+    classifiers = pyproject["project"]["classifiers"]
+    claimed = [c.rsplit(" ", 1)[1] for c in classifiers if c.count(".") == 1]
+    assert claimed == list(PYTHONS)
+
+    # pre-commit type-checks as CI does: the whole project with its own settings.
+    hooks = yaml.safe_load((project / ".pre-commit-config.yaml").read_text("utf-8"))
+    (mypy,) = (h for repo in hooks["repos"] for h in repo["hooks"] if h["id"] == "mypy")
+    assert (mypy["entry"], mypy["pass_filenames"], mypy.get("args")) == (
+        "mypy",
+        False,
+        None,
+    )
