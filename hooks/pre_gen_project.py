@@ -34,16 +34,29 @@ class BadAnswer(Exception):
         super().__init__(f"{field}={value!r} is not valid: {allowed}")
 
 
-def check_name(field: str, value: str, pattern: re.Pattern[str], shape: str) -> None:
-    if not pattern.fullmatch(value):
-        raise BadAnswer(field, value, shape)
-    if len(value) > MAX_NAME:
-        raise BadAnswer(field, value, f"keep it to {MAX_NAME} characters or fewer")
-    identifier = value.replace("-", "_")
+def name_problem(name: str, pattern: re.Pattern[str], shape: str) -> str | None:
+    """Why a name cannot be a package, repository or command, or None."""
+    if not pattern.fullmatch(name):
+        return shape
+    if len(name) > MAX_NAME:
+        return f"keep it to {MAX_NAME} characters or fewer"
+    identifier = name.replace("-", "_")
     if keyword.iskeyword(identifier) or keyword.issoftkeyword(identifier):
-        raise BadAnswer(field, value, "it must not be a Python keyword")
+        return "it must not be a Python keyword"
     if identifier in sys.stdlib_module_names:
-        raise BadAnswer(field, value, "it must not shadow a standard-library module")
+        return "it must not shadow a standard-library module"
+    return None
+
+
+def check_name(
+    field: str, value: str, pattern: re.Pattern[str], shape: str, name: str = ""
+) -> None:
+    """Check the answer, or the name made from it (the project name's slug)."""
+    problem = name_problem(name or value, pattern, shape)
+    if problem and name and name != value:
+        problem = f"it becomes {name!r} (the repository and command name); {problem}"
+    if problem:
+        raise BadAnswer(field, value, problem)
 
 
 def check_log_dir(value: str) -> None:
@@ -95,9 +108,10 @@ def main(answers: dict) -> None:
     # The repository and command name come from the project name.
     check_name(
         "project_name",
-        answers["__project_slug"],
+        answers["project_name"],
         SLUG,
         "it must start with a letter and hold letters or digits",
+        name=answers["__project_slug"],
     )
     check_name(
         "package_name",

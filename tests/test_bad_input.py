@@ -34,6 +34,8 @@ BAD_ANSWERS = {
     "log-dir-double-slash": ("log_dir", "logs//train"),
     "email-without-at": ("author_email", "me at example.com"),
 }
+
+
 def bake_cli(tmp_path: Path, *answers: str) -> tuple[int, str, Path]:
     out = tmp_path / "out"
     out.mkdir()
@@ -161,7 +163,8 @@ def test_every_pair_of_levels_bakes_with_the_root_below_both(tmp_path: Path) -> 
                 extra_context={"console_log_level": console, "info_log_level": info},
             )
             config = next(Path(project).glob("src/*/config.py"))
-            # The console, info and error handlers come first in LOGGING_CONFIG, then root.
+            # LOGGING_CONFIG names the console, info and error handlers' levels,
+            # then the root's.
             levels = re.findall(r'"level": "([A-Z]+)"', config.read_text("utf-8"))
             lowest = min(console, info, "ERROR", key=LEVELS.index)
             assert tuple(levels[:4]) == (console, info, "ERROR", lowest)
