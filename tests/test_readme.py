@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_DIR, run, tool
+from conftest import TEMPLATE_DIR, Bake, run, tool
 
 README = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
 TEMPLATE_URL = "gh:org/ml-logging-template"
@@ -88,6 +88,48 @@ def test_readme_opens_with_two_setup_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (TEMPLATE_DIR / ".ci" / "run").read_text(encoding="utf-8")
     assert setup_commands()[1] in ci.splitlines()
+
+
+def section(readme: str, heading: str) -> str:
+    """The text under a ``## heading``, up to the next one."""
+    return readme.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_lists_the_prompts_a_bake_asks() -> None:
+    context = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text("utf-8"))
+    asked = [key for key in context if not key.startswith("_")]
+    rows = re.findall(r"^\| ((?:`\w+`(?:, )?)+) \|", section(README, "Prompts"), re.M)
+    listed = [key.strip("`") for row in rows for key in row.split(", ")]
+    assert listed == asked
+
+
+def tree_paths(readme: str) -> list[str]:
+    """The paths of the "What you get" tree, relative to the project."""
+    [tree] = re.findall(r"```text\nmy-ml-project/\n(.*?)```", readme, re.DOTALL)
+    parents: list[str] = []
+    paths = []
+    for line in tree.splitlines():
+        marker = re.search(r"[├└]── ", line)
+        assert marker, line
+        depth = marker.start() // 4
+        name = line[marker.end() :].split()[0]
+        parents = parents[:depth]
+        paths.append("/".join([*parents, name.rstrip("/")]))
+        if name.endswith("/"):
+            parents.append(name.rstrip("/"))
+    return paths
+
+
+def test_readme_tree_is_what_a_bake_makes(bake: Bake) -> None:
+    project = bake(log_format="json")  # every module, json_format.py included
+    paths = tree_paths(README)
+
+    missing = [path for path in paths if not (project / path).exists()]
+    assert not missing, f"in the tree, not in a bake: {missing}"
+    unlisted = {p.name for p in project.iterdir()} - {p.split("/")[0] for p in paths}
+    assert not unlisted, f"in a bake, not in the tree: {unlisted}"
+    tests = {p.relative_to(project).as_posix() for p in project.glob("tests/*")}
+    assert tests == {path for path in paths if path.startswith("tests/")}
 
 
 @pytest.mark.slow
