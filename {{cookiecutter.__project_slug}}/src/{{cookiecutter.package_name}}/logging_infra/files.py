@@ -12,6 +12,18 @@ import sys
 import time
 from pathlib import Path
 
+TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Flock = Callable[[int, int], None]
+
+try:
+    from fcntl import LOCK_EX, LOCK_SH, LOCK_UN
+    from fcntl import flock as _flock
+except ImportError:  # Windows
+    _flock = None  # type: ignore[assignment]
+
 FILE_MODE = 0o600  # log files are readable by their owner only
 DIR_MODE = 0o700
 # Appending, and never through a symbolic link: one planted in the log directory
@@ -40,6 +52,26 @@ def _whole_lines_size(fd: int, size: int) -> int | None:
     tail = os.pread(fd, size - start, start)
     cut = tail.rfind(b"\n")
     return start + cut + 1 if cut >= 0 else None
+
+
+def lock(fd: int, shared: bool = False, flock: Flock | None = _flock) -> None:
+    """Lock the file against other processes: shared while appending, exclusive
+    to cut a torn line or roll the file over. Advisory, and POSIX only."""
+    if flock is None:
+        return
+    try:
+        flock(fd, LOCK_SH if shared else LOCK_EX)
+    except OSError:  # a file system without locks: as on Windows
+        return
+
+
+def unlock(fd: int, flock: Flock | None = _flock) -> None:
+    if flock is None:
+        return
+    try:
+        flock(fd, LOCK_UN)
+    except OSError:
+        return
 
 
 def open_log_file(path: str | os.PathLike[str]) -> int:
@@ -75,6 +107,7 @@ class AppendFile:
         # flush, and popleft() hands each text to exactly one of them.
         self.pending: collections.deque[str] = collections.deque()
         self._write, self._truncate, self._close = os.write, os.ftruncate, os.close
+        self._lock, self._unlock = lock, unlock
 
     def write(self, text: str) -> int:
         self.pending.append(text)
@@ -88,6 +121,7 @@ class AppendFile:
             texts.append(pending.popleft())
         data = "".join(texts).encode(self.encoding, self.errors)
         written = 0
+        self._lock(self.fd, shared=True)  # no process may cut the lines short
         try:
             while written < len(data):
                 written += self._write(self.fd, data[written:])
@@ -96,6 +130,8 @@ class AppendFile:
                 with contextlib.suppress(OSError):
                     self._truncate(self.fd, self.size)
             raise
+        finally:
+            self._unlock(self.fd)
         self.size += written
 
     def close(self) -> None:
@@ -121,6 +157,11 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
       works again (a deleted directory is made again), with a record saying how
       many were dropped. A line cut short by a crash goes when the file is
       opened again.
+    - Several processes may append to one file (runs at once in one log
+      directory): one of them rolls it over, holding a lock on it, while the
+      others go on to the new file. Records a process wrote to the file after
+      another one moved it are in the moved file; only those in a deleted one
+      are counted as dropped.
     """
 
     stream: AppendFile | None  # type: ignore[assignment]
@@ -138,7 +179,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         self.flush_each_record = True
         self.size = 0
         self.dropped = 0  # records lost since the file last failed
-        self.unchecked = 0  # records written since the file was last checked
+        self.in_file = 0  # records written to the open file, lost if it is deleted
         self.failures: set[int] = set()  # errno values already reported
         self.retry_at = 0.0
         self.check_at = 0.0
@@ -165,13 +206,18 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             make_private_dirs(directory)
         fd = open_log_file(self.baseFilename)
         stat = os.fstat(fd)
-        self.identity, self.size = (stat.st_dev, stat.st_ino), stat.st_size
-        whole = _whole_lines_size(fd, self.size)
-        if whole is not None and whole < self.size:
-            # A line cut short by a crash (SIGKILL can stop a write between two
-            # pages of the file): it goes, so that every line is a record.
-            os.ftruncate(fd, whole)
-            self.size = whole
+        self.identity, self.in_file = (stat.st_dev, stat.st_ino), 0
+        lock(fd)  # another process's append in progress is not a torn line
+        try:
+            self.size = os.fstat(fd).st_size
+            whole = _whole_lines_size(fd, self.size)
+            if whole is not None and whole < self.size:
+                # A line cut short by a crash (SIGKILL can stop a write between
+                # two pages of the file): it goes, so that every line is a record.
+                os.ftruncate(fd, whole)
+                self.size = whole
+        finally:
+            unlock(fd)
         stream = AppendFile(
             fd, self.encoding or "utf-8", self.errors or "strict", self.size
         )
@@ -217,7 +263,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             self.stream = stream
             stream.write(text)
             self.size += len(text)
-            self.unchecked += 1
+            self.in_file += 1
             if self.flush_each_record:
                 stream.flush()
         except OSError as error:
@@ -241,19 +287,63 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             self.stream.pending.clear()
             self._drop_stream()
 
+    def doRollover(self) -> None:
+        """Roll the files over, unless another process appending to the file
+        has already: then go on to the file that took its place."""
+        stream = self.stream
+        if stream is None or _flock is None:
+            super().doRollover()
+            return
+        stream.flush()  # first: writing takes a shared lock
+        held = os.dup(stream.fd)  # locked until the files are renamed
+        try:
+            lock(held)
+            moved = self._moved()
+            if moved:
+                self._close_moved_stream()
+            else:
+                super().doRollover()
+        finally:
+            os.close(held)  # and so unlocked
+        if moved:
+            self._reopen()  # and say what was lost, if anything
+
+    def _moved(self) -> bool:
+        """Is the file no longer at its name (rolled over, deleted, replaced)?"""
+        try:
+            stat = os.stat(self.baseFilename, follow_symlinks=False)
+        except OSError:
+            return True
+        return (stat.st_dev, stat.st_ino) != self.identity
+
+    def _close_moved_stream(self) -> None:
+        """Close the file that left its name, writing what waits for it there.
+
+        Moved (another process rolled it over): its records stay in it. Deleted:
+        every record written to it since it was opened is lost.
+        """
+        stream = self.stream
+        if stream is None:
+            return
+        try:
+            deleted = os.fstat(stream.fd).st_nlink == 0
+            if not deleted:
+                stream.flush()
+        except OSError as error:
+            self._failed(error, records=0)  # counts what waits, closes it
+            return
+        if deleted:
+            self.dropped += self.in_file
+        self._drop_stream()
+
     def _reopen(self) -> bool:
         """Open the file if it is closed or was moved away; False while it fails."""
         now = time.monotonic()
         if self.stream is not None:
             self.check_at = now + CHECK_SECONDS
-            unchecked, self.unchecked = self.unchecked, 0
-            with contextlib.suppress(OSError):
-                stat = os.stat(self.baseFilename, follow_symlinks=False)
-                if (stat.st_dev, stat.st_ino) == self.identity:
-                    return True
-            # Deleted or replaced: what was written since the last check is gone.
-            self.dropped += unchecked
-            self._drop_stream()
+            if not self._moved():
+                return True
+            self._close_moved_stream()
         if now < self.retry_at:
             return False
         try:
