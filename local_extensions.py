@@ -1,10 +1,14 @@
-"""Jinja filters the template uses to render answers safely into generated files."""
+"""Jinja filters the template uses to render answers safely into generated files.
+
+Keep this module as it is: `cruft update` renders a project's old template and
+then the new one in one process, and Python imports this module only once, so
+the new template gets the old version's filters. Use Jinja's built-ins for
+anything new.
+"""
 
 import json
 
 from jinja2.ext import Extension
-
-LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 def _quoted(value: object) -> str:
@@ -16,15 +20,9 @@ def _quoted(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _lowest_level(levels: list[str]) -> str:
-    """The least of these level names: the root logger's, below every handler's."""
-    return min(levels, key=LEVELS.index)
-
-
 class QuotedExtension(Extension):
-    """Adds the ``quoted`` and ``lowest_level`` filters."""
+    """Adds the ``quoted`` filter."""
 
     def __init__(self, environment):  # type: ignore[no-untyped-def]
         super().__init__(environment)
         environment.filters["quoted"] = _quoted
-        environment.filters["lowest_level"] = _lowest_level

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 from conftest import TEMPLATE_DIR, Bake, run, tool
+from cookiecutter.main import cookiecutter
 
 README = (TEMPLATE_DIR / "README.md").read_text(encoding="utf-8")
 TEMPLATE_URL = "gh:org/ml-logging-template"
@@ -179,19 +182,38 @@ def test_generated_readme_uv_commands_work(tmp_path: Path) -> None:
     assert " failed" not in tests.stdout
 
 
+GIT = ("git", "-c", "user.name=t", "-c", "user.email=t@example.org")
+
+
+def commit_template(repository: Path) -> None:
+    """Make the template's current files the repository's next commit."""
+    if not (repository / ".git").exists():
+        run("git", "init", "-q", cwd=repository)
+    run("git", "rm", "-rqf", "--ignore-unmatch", ".", cwd=repository)
+    shutil.copytree(
+        TEMPLATE_DIR,
+        repository,
+        ignore=shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*_cache"),
+        dirs_exist_ok=True,
+    )
+    run(*GIT, "add", "-A", cwd=repository)
+    run(*GIT, "commit", "-qm", "template", cwd=repository)
+
+
+def project_files(project: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(project).as_posix(): path.read_bytes()
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(project).parts
+    }
+
+
 @pytest.mark.slow
 def test_cruft_creates_an_updatable_project(tmp_path: Path) -> None:
     # cruft clones the template, so give it a repository of the files as they are now.
     template = tmp_path / "template"
-    shutil.copytree(
-        TEMPLATE_DIR,
-        template,
-        ignore=shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*_cache"),
-    )
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
-    run("git", "init", "-q", cwd=template)
-    run(*git, "add", "-A", cwd=template)
-    run(*git, "commit", "-qm", "template", cwd=template)
+    template.mkdir()
+    commit_template(template)
 
     run(
         tool("cruft"),
@@ -208,3 +230,86 @@ def test_cruft_creates_an_updatable_project(tmp_path: Path) -> None:
     assert state["context"]["cookiecutter"]["package_name"] == "my_ml_project"
     assert (project / "src" / "my_ml_project" / "config.py").is_file()
     run(tool("cruft"), "check", cwd=project)
+
+
+# A template of 18 questions, among them project_slug, log_level, error_log_level,
+# log_max_mb, log_backup_count and log_keep_runs, which are gone since.
+OLD_TEMPLATE = "6e1c55a"
+OLD_ANSWERS = {
+    "project_name": "Cruft Demo",
+    "log_level": "DEBUG",  # the console's and info.log's level followed it
+    "error_log_level": "CRITICAL",
+    "log_max_mb": 20,
+    "log_keep_runs": 5,
+    "log_format": "json",
+    "console_style": "rich",
+    "use_tqdm": True,
+    "log_layout": "per_run",
+}
+
+
+def test_cruft_updates_a_project_of_an_older_template(tmp_path: Path) -> None:
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", OLD_TEMPLATE],
+        cwd=TEMPLATE_DIR,
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        pytest.skip(f"the template's history lacks {OLD_TEMPLATE}")
+    template = tmp_path / "template"
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as old:
+        old.extractall(template, filter="data")
+    run("git", "init", "-q", cwd=template)
+    run(*GIT, "add", "-A", cwd=template)
+    run(*GIT, "commit", "-qm", "old template", cwd=template)
+    out = tmp_path / "out"
+    run(
+        tool("cruft"),
+        *("create", "--no-input", template, "--output-dir", out),
+        *("--extra-context", json.dumps(OLD_ANSWERS)),
+        cwd=tmp_path,
+    )
+    project = out / "cruft-demo"
+    run("git", "init", "-q", cwd=project)
+    run(*GIT, "add", "-A", cwd=project)
+    run(*GIT, "commit", "-qm", "baked", cwd=project)
+
+    commit_template(template)
+    run(tool("cruft"), "update", "--skip-apply-ask", cwd=project)
+
+    files = project_files(project)
+    rejected = [name for name in files if name.endswith((".rej", ".orig"))]
+    conflicts = [name for name, text in files.items() if b"\n<<<<<<< " in text]
+    assert rejected == conflicts == []
+    state = json.loads(files.pop(".cruft.json"))
+    answers = state["context"]["cookiecutter"]
+    gone = {"project_slug", "log_level", "error_log_level", "log_max_mb"}
+    gone |= {"log_backup_count", "log_keep_runs"}
+    assert gone.isdisjoint(answers), answers
+    # Private keys (_template, _commit, ...) start with one "_", derived ones with two.
+    given = {key: value for key, value in answers.items() if not re.match("_[^_]", key)}
+    assert given == {
+        "project_name": "Cruft Demo",
+        "__project_slug": "cruft-demo",
+        "package_name": "cruft_demo",
+        "description": "A machine-learning project with logging wired in.",
+        "author_name": "Your Name",
+        "author_email": "you@example.com",
+        "log_dir": "logs",
+        "console_log_level": "DEBUG",
+        "info_log_level": "DEBUG",
+        "log_format": "json",
+        "console_style": "rich",
+        "use_tqdm": True,
+        "log_layout": "per_run",
+    }
+    # The same answers given to the template as it is now make the same files.
+    fresh = cookiecutter(
+        str(TEMPLATE_DIR),
+        no_input=True,
+        output_dir=str(tmp_path / "fresh"),
+        extra_context=given,
+    )
+    expected = project_files(Path(fresh))
+    assert sorted(files) == sorted(expected)
+    assert [name for name in files if files[name] != expected[name]] == []

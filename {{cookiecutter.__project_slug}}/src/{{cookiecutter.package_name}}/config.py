@@ -104,7 +104,7 @@ LOGGING_CONFIG: dict[str, Any] = {
     },
     # The least of the handlers' levels: a record below it is not even formatted.
     "root": {
-        "level": "{{ [cookiecutter.console_log_level, cookiecutter.info_log_level, 'ERROR'] | lowest_level }}",
+        "level": "{{ ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'] | select('in', [cookiecutter.console_log_level, cookiecutter.info_log_level, 'ERROR']) | first }}",
         "handlers": ["console", "info", "error"],
     },
     # Libraries that are chatty below WARNING, even when the root is at DEBUG.
