@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+{% if cookiecutter.log_format == "json" -%}
+import json
+{% endif -%}
 import logging
 import logging.handlers
 import os
+{%- if cookiecutter.log_format != "json" %}
+import re
+{%- endif %}
 import stat
 import subprocess
 import sys
@@ -220,18 +226,44 @@ def test_uncaught_thread_exception_is_logged_with_its_traceback(tmp_path: Path) 
     assert record.message == "Uncaught exception in thread loader"
     assert record.exception.startswith("Traceback (most recent call last):")
     assert record.exception.endswith("RuntimeError: worker broke")
+    assert (record.file, record.function) == ("test_config.py", "fail")  # raised there
+    line = fail.__code__.co_firstlineno + 1
+    assert location_of(tmp_path / "error.log") == ("test_config.py", "fail", line)
 
 
-def test_uncaught_exception_is_logged_with_its_traceback(
+SCRIPT = """\
+import {{ cookiecutter.package_name }}.config as config
+
+
+def load_batch():
+    raise ValueError("bad batch")
+
+
+config.RUN_DIRS_KEPT = None  # the files straight in the log directory
+config.setup_logging("out")
+load_batch()
+"""
+
+
+def location_of(path: Path) -> tuple[str, str, int]:
+    """File, function and line of the last record in a log file."""
+    config.flush_logs()
+    last = [line for line in path.read_text("utf-8").splitlines() if line[0] != " "][-1]
+{%- if cookiecutter.log_format == "json" %}
+    fields = json.loads(last)
+    return fields["file"], fields["function"], fields["line"]
+{%- else %}
+    match = re.search(r" \[([^:\]]+):([^:\]]+):(\d+)\] ", last)
+    assert match, last
+    return match[1], match[2], int(match[3])
+{%- endif %}
+
+
+def test_uncaught_exception_is_logged_with_its_traceback_where_it_was_raised(
     tmp_path: Path, run_python: RunPython
 ) -> None:
-    result = run_python(
-        "-c",
-        f"import {config.__name__} as config\n"
-        "config.RUN_DIRS_KEPT = None  # the files straight in the log directory\n"
-        "config.setup_logging('out')\n"
-        "raise ValueError('bad batch')\n",
-    )
+    (tmp_path / "train_job.py").write_text(SCRIPT, encoding="utf-8")
+    result = run_python("train_job.py")
 
     assert result.returncode == 1
     for name in ("error.log", "info.log"):  # info.log's queue was drained at exit
@@ -239,6 +271,8 @@ def test_uncaught_exception_is_logged_with_its_traceback(
         assert record.message == "Uncaught exception"
         assert record.exception.startswith("Traceback (most recent call last):")
         assert record.exception.endswith("ValueError: bad batch")
+        # Where it was raised, not where the hook logged it.
+        assert location_of(tmp_path / "out" / name) == ("train_job.py", "load_batch", 5)
     assert "ValueError: bad batch" in result.stderr  # the console still shows it
 
 

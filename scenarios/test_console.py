@@ -7,6 +7,7 @@ import io
 import logging
 import multiprocessing
 {%- if rich %}
+import os
 import re
 {%- endif %}
 import subprocess
@@ -199,6 +200,64 @@ def test_setup_logging_uses_rich_on_a_terminal(
     config.flush_logs()
 
     assert "CRITICAL shown by rich: token=***" in text_of(terminal.getvalue())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_rich_at_80_columns_keeps_paths_whole_and_the_text_uncoloured(
+    tmp_path: Path,
+) -> None:
+    pyte = pytest.importorskip("pyte")
+    output = demo_on_a_terminal(tmp_path, columns=80)
+    screen = pyte.Screen(80, 40)
+    pyte.ByteStream(screen).feed(output)
+    rows = [row.rstrip() for row in screen.display if row.strip()]
+
+    [start] = [row for row in rows if " started" in row]
+    assert re.match(r"\d\d:\d\d:\d\d INFO ", start), rows  # the time as HH:MM:SS
+    logs = next(tmp_path.joinpath("logs").rglob("info.log")).parent
+    shown = str(logs.relative_to(tmp_path))  # as the console names it
+    assert any(f" {shown} " in f" {row} " for row in rows), (shown, rows)
+    # Rich styles the time, level and source; the messages keep their own text.
+    assert re.search(rb"Run [\w.:@+-]+ started; logs in", output), output
+    assert re.search(rb"epoch 1/2 valid_loss=\d+\.\d{4} ", output), output
+
+
+def demo_on_a_terminal(tmp_path: Path, columns: int) -> bytes:
+    """Run the demo with its console on a pseudo-terminal; return what it drew."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, terminal = pty.openpty()
+    # A new pseudo-terminal has no size: Rich would guess one.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS=str(columns))
+    env[config.LOG_DIR_ENV] = str(tmp_path / "logs")
+    env[config.LOG_LEVEL_ENV] = "INFO"
+    env["PYTHONPATH"] = str(Path(config.__file__).resolve().parents[1])
+    process = subprocess.Popen(
+        [sys.executable, "-m", config.__name__.rpartition(".")[0], "--epochs", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = b""
+    while chunk := read_or_nothing(main):
+        output += chunk
+    assert process.wait(timeout=60) == 0, output
+    os.close(main)
+    return output
+
+
+def read_or_nothing(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # the terminal closed with the process
+        return b""
 {%- endif %}
 
 

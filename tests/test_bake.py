@@ -304,23 +304,29 @@ def test_main_script_logs_a_run(baked: Baked) -> None:
     assert result.returncode == 0, result.stderr
     info = baked.log_lines("info.log")
     assert {line["level"] for line in info} <= set(baked.levels_reaching("info"))
+    shown = str(baked.run_dir.relative_to(baked.path))  # as the console names it
     if "INFO" in baked.levels_reaching("info"):
         messages = [line["message"] for line in info]
+        # The files get the whole summary; the console, where the logs are.
         summary = r"Run (\S+) started: .* --epochs 2; args=\{\"epochs\": 2, .*"
         started = re.fullmatch(summary, messages[0])
         assert started, messages[0]
-        assert messages[1] == f"Writing logs to {baked.run_dir}"
         epochs = [m.split()[1] for m in messages if "valid_loss=" in m]
         assert epochs == ["1/2", "2/2"]
-        assert re.fullmatch(rf"Run {started[1]} finished in [\d.]+s", messages[-2])
-        assert messages[-1] == f"Logs are in {baked.run_dir}"
+        assert re.fullmatch(rf"Run {started[1]} finished in [\d.]+s", messages[-1])
+        assert not any(shown in m.split() for m in messages), "the console's lines"
     assert baked.log_lines("error.log") == []
     console = result.stderr.splitlines()
     assert not any(map(DETAILED.fullmatch, console)), "console lines are minimal"
     assert not any(line.startswith("{") for line in console), "no JSON on the console"
     assert not ANSI.search(result.stderr), "piped output is plain text"
     if "INFO" in baked.levels_reaching("console"):
-        assert console[-1] == f"Logs are in {baked.run_dir}"
+        # At most two short lines (one if it fits), naming the log directory once.
+        start = console[: [line[:10] for line in console].index("Generated ")]
+        assert 1 <= len(start) <= 2 and max(map(len, start)) <= 100, start
+        assert re.fullmatch(r"Run \S+ started(; logs in .*)?", start[0]), start
+        assert f"{' '.join(start)} ".count(f" in {shown} ") == 1, start
+        assert console[-1] == f"Logs are in {shown}"
     else:
         assert console == []
 
@@ -399,7 +405,7 @@ def test_no_secret_of_the_corpus_reaches_any_sink(baked: Baked) -> None:
         assert leaked == [], f"{sink} shows {leaked}"
 
 
-def on_a_terminal(baked: Baked, *args: str) -> str:
+def on_a_terminal(baked: Baked, *args: str, columns: int = 120) -> str:
     """Run the demo with its console on a pseudo-terminal; return what it drew."""
     import fcntl
     import pty
@@ -408,8 +414,8 @@ def on_a_terminal(baked: Baked, *args: str) -> str:
 
     shutil.rmtree(baked.log_dir, ignore_errors=True)
     main, terminal = pty.openpty()
-    # 40 rows of 120 columns: a new pseudo-terminal has none, and draws no bar.
-    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    # 40 rows: a new pseudo-terminal has no size, and draws no bar.
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", baked.answers["package_name"], *args],
         cwd=baked.path,
@@ -435,7 +441,7 @@ def on_a_terminal(baked: Baked, *args: str) -> str:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 def test_console_on_a_terminal(baked: Baked) -> None:
-    output = on_a_terminal(baked, "--epochs", "3")
+    output = on_a_terminal(baked, "--epochs", "3", columns=80)
 
     # What each line shows at the end: the text after its last carriage return.
     shown = [ANSI.sub("", line.rsplit("\r", 1)[-1]) for line in output.split("\n")]
@@ -445,8 +451,14 @@ def test_console_on_a_terminal(baked: Baked) -> None:
     epochs = [line for line in shown if "valid_loss=" in line]
     assert len(epochs) == 3
     assert ("rich" in baked.options) == bool(ANSI.search(output))
+    # The messages as logged, not coloured in pieces: styles are Rich's columns'.
+    assert re.search(r"epoch 1/3 valid_loss=\d+\.\d{4}", output)
+    assert re.search(r"Run \S+ started(; logs in |\n)", output)
+    logs = str(baked.run_dir.relative_to(baked.path))
+    assert any(logs in line.split() for line in shown), "the path is cut"
     if "rich" in baked.options:
         assert all(" INFO " in line for line in epochs), epochs
+        assert re.match(r"\d\d:\d\d:\d\d INFO ", shown[0]), shown[0]  # HH:MM:SS
     else:
         assert all(line.startswith("epoch ") for line in epochs), epochs
     assert ("tqdm" in baked.options) == ("training" in output)

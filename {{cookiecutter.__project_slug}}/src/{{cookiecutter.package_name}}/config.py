@@ -1,8 +1,7 @@
 """Paths and logging: the single home of the logging configuration.
 
 Read it top to bottom: the paths, ``LOGGING_CONFIG`` (plain ``dictConfig`` data),
-then ``setup_logging()``, which the entry point calls once. The machinery is in
-``logging_infra/``: change this file, not that one.
+then the functions your code calls. Change this file, not ``logging_infra/``.
 """
 
 from __future__ import annotations
@@ -17,11 +16,8 @@ TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without the slow import of typ
 if TYPE_CHECKING:
     from typing import Any
 
-# Paths
-PACKAGE_DIR = Path(__file__).resolve().parent
-# The checkout when installed from source (src layout), else the working directory.
-BASE_DIR = PACKAGE_DIR.parents[1]
-if not (BASE_DIR / "pyproject.toml").is_file():
+BASE_DIR = Path(__file__).resolve().parents[2]  # the checkout (src layout)
+if not (BASE_DIR / "pyproject.toml").is_file():  # installed: the working directory
     BASE_DIR = Path.cwd()
 LOGS_DIR = BASE_DIR / "{{ cookiecutter.log_dir }}"
 {%- if cookiecutter.log_layout == "per_run" %}
@@ -72,9 +68,10 @@ LOGGING_CONFIG: dict[str, Any] = {
     "handlers": {
         "console": {
 {%- if cookiecutter.console_style == "rich" %}
-            # Rich on a terminal, plain text when piped or redirected.
-{%- endif %}
+            "()": f"{INFRA}.console.console_handler",  # Rich on a terminal, else plain
+{%- else %}
             "()": f"{INFRA}.console.console_handler",  # never breaks a progress bar
+{%- endif %}
             "stream": "ext://sys.stderr",
             "formatter": "minimal",
             "filters": ["redact"],
@@ -103,10 +100,7 @@ LOGGING_CONFIG: dict[str, Any] = {
         },
     },
     # The least of the handlers' levels: a record below it is not even formatted.
-    "root": {
-        "level": "{{ ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'] | select('in', [cookiecutter.console_log_level, cookiecutter.info_log_level, 'ERROR']) | first }}",
-        "handlers": ["console", "info", "error"],
-    },
+    "root": {"level": "{{ ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'] | select('in', [cookiecutter.console_log_level, cookiecutter.info_log_level, 'ERROR']) | first }}", "handlers": ["console", "info", "error"]},
     # Libraries that are chatty below WARNING, even when the root is at DEBUG.
     "loggers": {
         name: {"level": "WARNING"}
@@ -121,12 +115,9 @@ LOGGING_CONFIG: dict[str, Any] = {
 def setup_logging(
     log_dir: str | Path | None = None, level: str | None = None
 ) -> Path | None:
-    """Configure logging from LOGGING_CONFIG; calling it again replaces, never adds.
-
-    ``log_dir`` defaults to LOG_DIR_ENV, then LOGS_DIR; ``level`` (overall and
-    console) to LOG_LEVEL_ENV. Returns the run's log directory, or None if it
-    cannot be written: then the console only, with a warning.
-    """
+    """Configure logging from LOGGING_CONFIG (again: replaces, never adds). ``log_dir``
+    defaults to LOG_DIR_ENV, then LOGS_DIR; ``level`` (overall and console) to
+    LOG_LEVEL_ENV. Returns the log directory, or None if not writable: console only."""
     return configure.setup(
         LOGGING_CONFIG,
         log_dir=log_dir,
@@ -136,6 +127,16 @@ def setup_logging(
         other_ranks_console_level=OTHER_RANKS_CONSOLE_LEVEL,
         run_dirs_kept=RUN_DIRS_KEPT,
     )
+
+
+def log_run_start() -> None:
+    """Log the run's start: a summary in the files, the log directory on the console."""
+    configure.log_run_start()
+
+
+def log_run_end(exit_code: int) -> None:
+    """From a ``finally``: log finished, failed or interrupted; complete run.json."""
+    configure.log_run_end(exit_code)
 
 
 def run_context() -> RunContext:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
 
-from .config import add_run_info, run_context, setup_logging
+from .config import add_run_info, log_run_end, log_run_start, setup_logging
 from .data import make_dataset, split
-from .logging_infra import runs
 from .train import TrainingDiverged, train
 
 logger = logging.getLogger(__name__)
@@ -40,26 +38,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    add_run_info(args=vars(args))  # in the run record and its summary line
-    log_dir = setup_logging()
-    run_id = run_context().run_id
-    started = time.perf_counter()
-    logger.info(runs.summary())
-    if log_dir is not None:
-        logger.info("Writing logs to %s", log_dir)
+    add_run_info(args=vars(args))  # in the run record (run.json) and the log files
+    setup_logging()
+    log_run_start()  # the console names the run and its log directory
 
     status = 1  # unless the run gets to its end
     try:
         status = run(args)
-    finally:  # also when an exception escapes: it is logged with its traceback next
-        seconds = time.perf_counter() - started
-        if status == 0:
-            logger.info("Run %s finished in %.2fs", run_id, seconds)
-        else:
-            logger.error("Run %s failed after %.2fs", run_id, seconds)
-        if log_dir is not None:
-            logger.info("Logs are in %s", log_dir)
-        runs.end(status)  # end time, status and exit code into the run record
+    finally:  # also on Ctrl+C or an exception, which is logged with its traceback
+        log_run_end(status)  # finished, failed or interrupted, and after how long
     return status
 
 

@@ -13,6 +13,7 @@ from tqdm import tqdm
 from .data import Sample
 
 logger = logging.getLogger(__name__)
+LOG_EVERY = 50  # steps between DEBUG records: one per sample would flood the files
 
 
 class TrainingDiverged(RuntimeError):
@@ -47,11 +48,12 @@ def train(
 {%- else %}
     for epoch in range(1, epochs + 1):
 {%- endif %}
-        for step, (x, y) in enumerate(train_set):
+        for step, (x, y) in enumerate(train_set, start=1):
             error = model.predict(x) - y
             model.weight -= lr * 2.0 * error * x
             model.bias -= lr * 2.0 * error
-            logger.debug("epoch %d step %d loss %.4f", epoch, step, error * error)
+            if step % LOG_EVERY == 0:
+                logger.debug("epoch %d step %d loss %.4f", epoch, step, error * error)
         valid_loss = mean_squared_error(model, valid_set)
         if not math.isfinite(valid_loss) or valid_loss > 1e6:
             raise TrainingDiverged(f"validation loss {valid_loss:.3g} at epoch {epoch}")

@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Whose functions log the run's start and end for their caller.
+_CONFIG_MODULES = (__name__, f"{__name__.split('.')[0]}.config")
 logger = logging.getLogger(__name__)
 
 # Before setup(), Python's last resort handler prints warnings and above to
@@ -40,6 +43,8 @@ if logging.lastResort is not None:
     logging.lastResort.addFilter(redact.RedactFilter())
     logging.lastResort.setFormatter(ConsoleFormatter())
 _run: context.RunContext | None = None  # set by setup()
+_log_dir: Path | None = None  # where setup() put the files
+_started = time.monotonic()  # when the run started: setup(), or log_run_start()
 _last_setup: functools.partial[Path | None] | None = None
 _lock = threading.RLock()  # one setup at a time, whichever threads call it
 
@@ -115,7 +120,8 @@ def _setup(
     if level is not None:
         config["root"]["level"] = config["handlers"]["console"]["level"] = level.upper()
 
-    global _run
+    global _run, _log_dir, _started
+    _started = time.monotonic()
     _run = run = context.detect(os.environ, env.run_id, notes)
     config["filters"]["context"].update(run_id=run.run_id, rank=run.rank, host=run.host)
     redact.use_secrets(redact.secrets_in(os.environ))
@@ -156,6 +162,8 @@ def _setup(
         directory = None
 
     logging.config.dictConfig(config)
+    for handler in logging.getLogger().handlers:  # the run's start and end lines
+        handler.addFilter(_on_console if handler.name == "console" else _in_files)
     libraries.adopt()  # their records once, through these handlers
     # The processes this one starts share its run id, and join its writer.
     shared = {env.run_id: run.run_id}
@@ -171,6 +179,7 @@ def _setup(
     path = directory and runs.record_path(directory, run, per_run)
     owner = run.rank == 0 and joined is None  # joined processes are not the run
     runs.start(path if owner else None, run, config, directory)
+    _log_dir = directory
     return directory
 
 
@@ -179,6 +188,92 @@ def run_context() -> context.RunContext:
     if _run is None:
         raise RuntimeError("setup_logging() has not been called")
     return _run
+
+
+def log_run_start() -> None:
+    """Log the start of the run: its summary (command, arguments, git, Python,
+    host, run record) in the files; its id and log directory on the console."""
+    global _started
+    _started = time.monotonic()
+    run_id = run_context().run_id
+    _log(_FilesOnly, logging.INFO, "%s", runs.summary())
+    if _log_dir is None:
+        _log(_ConsoleOnly, logging.INFO, "Run %s started", run_id)
+    elif len(line := f"Run {run_id} started; logs in {_shown(_log_dir)}") <= 100:
+        _log(_ConsoleOnly, logging.INFO, "%s", line)
+    else:  # a long path: on a line of its own, which a terminal can fit
+        _log(_ConsoleOnly, logging.INFO, "Run %s started", run_id)
+        _log(_ConsoleOnly, logging.INFO, "Logs in %s", _shown(_log_dir))
+
+
+def log_run_end(exit_code: int) -> None:
+    """Log how the run ended and after how long, then complete the run record.
+
+    In a ``finally`` block, an exception on its way out decides: Ctrl+C
+    (KeyboardInterrupt) means interrupted, any other exception failed.
+    """
+    error = sys.exc_info()[1]
+    if isinstance(error, SystemExit):  # sys.exit(code): not an error, its code counts
+        code = error.code
+        exit_code = code if isinstance(code, int) else 0 if code is None else 1
+        error = None
+    seconds = time.monotonic() - _started
+    run_id = run_context().run_id
+    if isinstance(error, KeyboardInterrupt):
+        _log(None, logging.ERROR, "Run %s interrupted after %.2fs", run_id, seconds)
+    elif error is None and exit_code == 0:
+        _log(None, logging.INFO, "Run %s finished in %.2fs", run_id, seconds)
+    else:
+        _log(None, logging.ERROR, "Run %s failed after %.2fs", run_id, seconds)
+    if _log_dir is not None:
+        _log(_ConsoleOnly, logging.INFO, "Logs are in %s", _shown(_log_dir))
+    runs.end(exit_code)
+
+
+class _ConsoleOnly(logging.LogRecord):
+    """A record that only the console shows: where the logs are, say."""
+
+
+class _FilesOnly(logging.LogRecord):
+    """A record that only the files keep: the run's summary, say."""
+
+
+def _on_console(record: logging.LogRecord) -> bool:
+    return type(record) is not _FilesOnly
+
+
+def _in_files(record: logging.LogRecord) -> bool:
+    return type(record) is not _ConsoleOnly
+
+
+def _log(
+    kind: type[logging.LogRecord] | None, level: int, msg: str, *args: Any
+) -> None:
+    """Log as the code that called config's function would, from its module's
+    logger and at its line; only to the console or the files if ``kind`` says so."""
+    frame = sys._getframe(1)
+    while frame.f_back and frame.f_globals.get("__name__") in _CONFIG_MODULES:
+        frame = frame.f_back
+    log = logging.getLogger(frame.f_globals.get("__name__"))
+    if not log.isEnabledFor(level):
+        return
+    where = (frame.f_code.co_filename, frame.f_lineno)
+    record = (kind or logging.LogRecord)(
+        log.name, level, *where, msg, args, None, frame.f_code.co_name
+    )
+    log.handle(record)
+
+
+def _shown(path: Path) -> str:
+    """``path`` as short as a console line can name it: from the working
+    directory if it is in it, else from the home directory, else whole."""
+    with contextlib.suppress(OSError):  # the working directory was removed
+        path = Path(os.path.abspath(path))
+        with contextlib.suppress(ValueError):
+            return str(path.relative_to(Path.cwd()))
+    with contextlib.suppress(ValueError, RuntimeError):  # RuntimeError: no home
+        return f"~{os.sep}{path.relative_to(Path.home())}"
+    return str(path)
 
 
 def last_setup() -> Callable[[], Path | None]:
@@ -332,14 +427,43 @@ def _log_uncaught_exception(
     exc_value: BaseException,
     traceback: TracebackType | None,
 ) -> None:
-    if issubclass(exc_type, KeyboardInterrupt):  # Ctrl+C is a request, not a crash
-        sys.__excepthook__(exc_type, exc_value, traceback)
-        return
-    logger.critical("Uncaught exception", exc_info=(exc_type, exc_value, traceback))
+    if issubclass(exc_type, KeyboardInterrupt):  # Ctrl+C: a request, not a crash
+        _log_raised(logging.ERROR, "Interrupted", (exc_type, exc_value, traceback))
+    else:
+        exc_info = (exc_type, exc_value, traceback)
+        _log_raised(logging.CRITICAL, "Uncaught exception", exc_info)
 
 
 def _log_uncaught_thread_exception(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:  # as the default hook: exiting a thread is silent
         return
     thread = args.thread.name if args.thread else "unknown"
-    logger.critical("Uncaught exception in thread %s", thread, exc_info=args.exc_value)
+    exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+    _log_raised(logging.CRITICAL, f"Uncaught exception in thread {thread}", exc_info)
+
+
+def _log_raised(level: int, message: str, exc_info: Any) -> None:
+    """Log an exception with its traceback, located where it was raised: at the
+    file, function and line of the traceback's last frame, not in this module."""
+    if not logger.isEnabledFor(level):
+        return
+    last = exc_info[2]
+    while last is not None and last.tb_next is not None:
+        last = last.tb_next
+    if last is None:  # no frame to name
+        logger.log(level, "%s", message, exc_info=exc_info)
+        return
+    code = last.tb_frame.f_code
+    # None where the interpreter knows no line: Ctrl+C between two of them, say.
+    line = last.tb_lineno if last.tb_lineno is not None else code.co_firstlineno
+    record = logger.makeRecord(
+        logger.name,
+        level,
+        code.co_filename,
+        line,
+        "%s",
+        (message,),
+        exc_info,
+        func=code.co_name,
+    )
+    logger.handle(record)

@@ -16,7 +16,7 @@ import sys
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
 if TYPE_CHECKING:
-    from typing import Any, TextIO
+    from typing import TextIO
 
 
 def console_handler(stream: TextIO) -> logging.Handler:
@@ -31,11 +31,17 @@ def console_handler(stream: TextIO) -> logging.Handler:
     from typing import cast  # typing only now: Rich imports it anyway
 
     from rich.console import Console
+    from rich.highlighter import NullHighlighter
     from rich.logging import RichHandler
 
     return RichHandler(
-        console=Console(file=cast("TextIO", ConsoleStream(stream))),
-        markup=False,  # messages are text: "[red]" in a message stays as it is
+        console=Console(file=cast("TextIO", ConsoleStream(stream)), highlight=False),
+        # Messages are text: "[red]" stays as it is, and no number, path or
+        # keyword of a message gets a colour of its own.
+        markup=False,
+        highlighter=NullHighlighter(),
+        keywords=[],
+        log_time_format="%H:%M:%S",  # not the locale's date: 12/02/26 is ambiguous
         # Rich would render the exception object itself, past the redaction
         # filter; the traceback comes as masked text, and so without locals.
         rich_tracebacks=False,
@@ -105,23 +111,19 @@ class ConsoleStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         stream = self.stream
-        bars = _tqdm_showing_bars()
-        if bars is None:
+        std = sys.modules.get("tqdm.std")
+        if std is None:
             return stream.write(text)
-        bars.write(text, file=stream, end="")
-        return len(text)
+        # Under tqdm's lock, which a bar holds to start and to draw itself: a
+        # line is never written behind a bar that another thread just started.
+        with std.tqdm.get_lock():
+            if not getattr(std.tqdm, "_instances", None):
+                return stream.write(text)
+            std.tqdm.write(text, file=stream, end="")
+            return len(text)
 
     def flush(self) -> None:
         self.stream.flush()
 
     def isatty(self) -> bool:
         return self.stream.isatty()
-
-
-def _tqdm_showing_bars() -> Any:
-    """tqdm's class while it shows a bar; None if tqdm is not even imported."""
-    std = sys.modules.get("tqdm.std")
-    if std is None:
-        return None
-    bars = std.tqdm
-    return bars if getattr(bars, "_instances", None) else None

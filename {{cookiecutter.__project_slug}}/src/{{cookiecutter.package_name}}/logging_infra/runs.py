@@ -190,17 +190,17 @@ def summary() -> str:
     _run.complete()
     record = _run.record
     git = record["git"] or {}
-    commit = (git.get("commit") or "none")[:12]
-    if git.get("branch"):
+    commit = (git.get("commit") or "")[:12]  # unknown (no git, no commit): left out
+    if commit and git.get("branch"):
         commit += f" on {git['branch']}"
-    if git.get("dirty"):
+    if commit and git.get("dirty"):
         commit += " with uncommitted changes"
     fields = {key: record[key] for key in _fields if key in record}
     return "; ".join(
         [
             f"Run {record['run_id']} started: {record['command']}",
             *(f"{key}={_compact(value)}" for key, value in fields.items()),
-            f"git {commit}",
+            *([f"git {commit}"] if commit else []),
             f"Python {record['python']} on {record['os']}, host {record['host']}",
             f"{record['world_size']} process(es)",
             *([f"record in {_run.path}"] if _run.path else []),
