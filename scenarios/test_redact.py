@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,32 @@ CORPUS = [
     ("db: pwd=mysql-pwd-9f8e", ENVIRONMENT["MYSQL_PWD"]),
     ("bind with ldap-passwd-7d6c", ENVIRONMENT["LDAP_PASSWD"]),
     ("GET https://proxy/?auth=user%3Apr0xy%2Fp%40ss", "pr0xy%2Fp%40ss"),
+    (
+        "posting to https://hooks.slack.com/services/T0123ABCD/B0456EFGH/"
+        "abcdefghijklmnopqrstuvwx",
+        "abcdefghijklmnopqrstuvwx",
+    ),
+    (
+        "s3 credentials AKIAZZZZEXAMPLE1ZZZZ:q9W8e7R6t5Y4u3I2o1P0aSdFgHjKlZxCvBnM1234",
+        "q9W8e7R6t5Y4u3I2o1P0aSdF",
+    ),
+    ("login(user='bob', password='tiger lily orbit canyon')", "lily orbit canyon"),
+    (
+        "DefaultEndpointsProtocol=https;AccountName=mlstore;"
+        "AccountKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA+/==;EndpointSuffix=core.windows.net",
+        "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA",
+    ),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+        "DEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nMIIEpQIBAAKCAQEAencrypted0body\n"
+        "-----END RSA PRIVATE KEY-----",
+        "MIIEpQIBAAKCAQEAencrypted0body",
+    ),
+    ("argv: train.py --wandb-key XYZ --epochs 3", "XYZ"),
+    ("argv: train.py --epochs 3 --wandb-key=XYZ", "XYZ"),
+    ("argv: ['train.py', '--comet-api-key', 'c0met-k3y']", "c0met-k3y"),
+    ("argv: train.py --db-password 'two words' --epochs 3", "words"),
+    ('{"wandb_key": "w4ndb-k3y", "lr": 0.1}', "w4ndb-k3y"),
 ]
 # Log lines of ordinary training runs: epochs, paths, model ids, URLs, authors,
 # arguments, hashes. None may change.
@@ -127,12 +155,12 @@ def test_ordinary_log_lines_are_left_alone() -> None:
 
 def test_only_long_values_of_secret_looking_variables_count() -> None:
     environ = {
-        "HF_TOKEN": " hf_value_with_spaces_around\n",
-        "API_KEY": "short",  # under 6 characters: too common a word to mask
+        "HF_TOKEN": " hf_v4lue_with_spaces_ar0und\n",
+        "API_KEY": "s3cr",  # under 6 characters: too common a word to mask
         "MAX_TOKENS": "100000",  # a number, not a secret
         "HOME": "/home/someone",
     }
-    assert redaction.secrets_in(environ) == ["hf_value_with_spaces_around"]
+    assert redaction.secrets_in(environ) == ["hf_v4lue_with_spaces_ar0und"]
 
 
 def test_working_directories_and_authors_are_not_secrets() -> None:
@@ -141,10 +169,42 @@ def test_working_directories_and_authors_are_not_secrets() -> None:
         "OLDPWD": "/home/someone",
         "GIT_AUTHOR_NAME": "Jane Doe",
         "XAUTHORITY": "/home/someone/.Xauthority",
-        "DB_PWD": "db-pwd-value",
-        "GITHUB_AUTH": "auth-value",
+        "DB_PWD": "db-pwd-v4lue",
+        "GITHUB_AUTH": "auth-v4lue-1",
     }
-    assert redaction.secrets_in(environ) == ["db-pwd-value", "auth-value"]
+    assert set(redaction.secrets_in(environ)) == {"auth-v4lue-1", "db-pwd-v4lue"}
+
+
+# Variables with secret-sounding names whose values are words, names, figures,
+# paths or URLs: masking them would mask every "val_loss" in the logs.
+ORDINARY_SECRET_NAMED = {
+    "MONITOR_KEY": "val_loss",
+    "SORT_KEY": "sequence_length",
+    "TOKENIZER_NAME": "bert-base-uncased",
+    "TOKENIZERS_PARALLELISM": "false",
+    "AUTH_MODE": "oauth",
+    "SSH_AUTH_SOCK": "/tmp/ssh-XXXXabcd/agent.1234",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/home/ml/.config/gcloud/key.json",
+    "HF_TOKEN_PATH": "~/.cache/huggingface/token",
+    "TOKEN_URL": "https://auth.example.com/oauth/token",
+    "MODEL_KEY": "meta-llama/Llama-3.1-8B",
+    "CACHE_KEY": "20240501",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+}
+
+
+def test_secret_named_variables_must_also_look_secret() -> None:
+    assert redaction.secrets_in(ORDINARY_SECRET_NAMED) == []
+    # What a secret looks like: symbols, digits among letters, several words,
+    # or letters whose case changes again and again.
+    secret_looking = {
+        "WANDB_API_KEY": "0123456789abcdef0123456789abcdef01234567",
+        "DB_PASSWORD": "correct horse battery staple",
+        "SMTP_PASSWORD": "Summer!24",
+        "APP_SECRET": "xKqPzWmRtYvNbLsD",
+        "MONITOR_KEY": "val_l0ss_9x",
+    }
+    assert set(redaction.secrets_in(secret_looking)) >= set(secret_looking.values())
 
 
 def test_secrets_are_masked_also_percent_encoded() -> None:
@@ -290,4 +350,181 @@ def test_key_shapes_are_masked_in_logger_names_and_extra(tmp_path: Path) -> None
     assert '"logger": "client.hf_***"' in written
     assert '"tokens": ["hf_***"]' in written
     assert "abcdefghij" not in written
+
+
+def test_extra_fields_under_secret_names_are_masked_whole(tmp_path: Path) -> None:
+    config.setup_logging(tmp_path)
+    settings = {"api_key": "plain words", "model": "bert-base-uncased"}
+    special_tokens = {"bos_token": "<s>", "pad_token": "[PAD]", "hub_token": None}
+    logging.getLogger("cfg").critical(
+        "config",
+        extra={"cfg": settings, "tokens": special_tokens, "dbPassword": "two words"},
+    )
+    config.flush_logs()
+
+    written = (tmp_path / "error.log").read_text(encoding="utf-8")
+    assert '"cfg": {"api_key": "***", "model": "bert-base-uncased"}' in written
+    assert '"dbPassword": "***"' in written
+    assert '{"bos_token": "<s>", "pad_token": "[PAD]", "hub_token": null}' in written
+    assert "words" not in written
 {%- endif %}
+
+
+# Real output of the ML libraries (transformers, datasets, accelerate, Lightning,
+# torch, their command-line help), one "source<TAB>line" row each; made by the
+# template's tests/make_library_log_lines.py.
+LIBRARY = [
+    tuple(row.split("\t", 1))
+    for row in (Path(__file__).parent / "library_log_lines.tsv")
+    .read_text(encoding="utf-8")
+    .splitlines()
+]
+
+
+def test_library_output_is_left_alone() -> None:
+    # Under 1% of the lines may change, with secret-named variables set to
+    # ordinary values (MONITOR_KEY=val_loss) as well as real secrets.
+    environ = {**ORDINARY_ENVIRONMENT, **ORDINARY_SECRET_NAMED}
+    redact = redaction.Redactor(redaction.secrets_in(environ))
+    assert len(LIBRARY) >= 1500
+
+    changed = [(source, line) for source, line in LIBRARY if redact(line) != line]
+    by_library: dict[str, list[int]] = {}
+    for source, line in LIBRARY:
+        counts = by_library.setdefault(source.split(":")[0], [0, 0])
+        counts[0] += (source, line) in changed
+        counts[1] += 1
+    assert len(changed) < len(LIBRARY) / 100, (by_library, changed)
+
+
+def test_a_command_line_key_is_masked_in_the_run_record_and_summary(
+    tmp_path: Path,
+) -> None:
+    # As a script with its own --wandb-key option would record it.
+    code = (
+        "import logging, sys\n"
+        "from {{ cookiecutter.package_name }} import config\n"
+        "from {{ cookiecutter.package_name }}.logging_infra import runs\n"
+        "config.add_run_info(args={'wandb_key': sys.argv[-1], 'epochs': 3})\n"
+        "directory = config.setup_logging(sys.argv[1])\n"
+        "logging.getLogger('main').warning(runs.summary())\n"
+        "config.flush_logs()\n"
+    )
+    key = "w4ndbXYZ"
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), "--wandb-key", key],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])},
+    )
+
+    assert result.returncode == 0, result.stderr
+    record = next(tmp_path.rglob("*.json")).read_text("utf-8")
+    assert "--wandb-key ***" in record
+    assert '"wandb_key": "***"' in record
+    info = next(tmp_path.rglob("info.log")).read_text("utf-8")
+    assert "--wandb-key ***" in info
+    for written in (record, info, result.stderr):
+        assert key not in written
+
+
+TOKEN = "hf_abcdefghijklmnopqrstuvwxyzABCDEFGH"
+
+
+class Unprintable:
+    """An argument whose __str__ raises, quoting the secret it holds."""
+
+    def __str__(self) -> str:
+        raise ValueError(f"cannot show {TOKEN} or password=hunter2hunter2")
+
+    def __repr__(self) -> str:
+        return f"Unprintable({TOKEN!r})"
+
+
+@pytest.mark.usefixtures("everything_logged")
+def test_an_argument_that_cannot_be_shown_is_reported_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.setup_logging(tmp_path)
+    log.info("config: %s", Unprintable())
+    config.flush_logs()
+
+    stderr = capsys.readouterr().err
+    assert stderr.count("--- Logging error ---") == 1
+    assert "ValueError: cannot show hf_*** or password=***" in stderr
+    assert "Arguments: (\"Unprintable('hf_***')\",)" in stderr
+    assert "abcdefghij" not in stderr
+    assert "hunter2hunter2" not in stderr
+
+
+# Texts that would make a pattern try again at every character and scan on each
+# time (a run of dashes once took 7 s for 10,000): each literal alone, repeated,
+# and followed by what its pattern takes, once or repeated.
+FILLERS = ("", "a", "A1", "=", "='", '="', ": ", " ", "-", "/", ":", "a-", "_", ".")
+
+
+def _worst_cases() -> dict[str, tuple[str, str]]:
+    cases = {}
+    rests = set()
+    for literal, rest, _ in redaction.PATTERNS:
+        if rest in rests and literal.lower() != literal.upper():
+            continue  # the same pattern after another name: the same cost
+        rests.add(rest)
+        for filler in FILLERS:
+            cases[f"({literal} {filler})*n"] = (literal + filler, "")
+            cases[f"{literal} ({filler})*n"] = (filler or "x", literal)
+    cases["-----BEGIN PRIVATE KEY----- (A)*n"] = ("A", "-----BEGIN PRIVATE KEY-----")
+    cases["(eyJ...)*n"] = ("eyJhbGciOiJIUzI1NiJ9.eyJ", "")
+    cases["long base64"] = ("Zm9vYmFyYmF6cXV4+/", "")
+    cases["(://user:)*n"] = ("://user:", "")
+    cases["(--a-)*n"] = ("--a-", "")
+    cases["(--api-key )*n"] = ("--api-key ", "")
+    cases["(Bearer )*n"] = ("Bearer ", "")
+    cases["(password=' )*n"] = ("password=' ", "")
+    return cases
+
+
+def _seconds(redact: redaction.Redactor, text: str, times: int) -> float:
+    """The least CPU time of this thread that masking the text took: time spent
+    waiting for the CPU, on a shared machine, is not counted."""
+    best = float("inf")
+    for _ in range(times):
+        started = time.thread_time()
+        redact(text)
+        best = min(best, time.thread_time() - started)
+    return best
+
+
+def _text(case: tuple[str, str], size: int) -> str:
+    unit, head = case
+    return (head + unit * (size // len(unit) + 1))[:size]
+
+
+def test_masking_cost_grows_linearly() -> None:
+    # Not an absolute bound, which a loaded machine could break: the test
+    # compares sizes. 100 KB may take about 10 times as long as 10 KB (linear),
+    # not 100 times (quadratic); the threshold, 30, lies between the two. Each
+    # time is the best of 5 in CPU time, with the garbage collector off; the
+    # cases compared are the 10 slowest at 2 KB. A case whose 10 KB already
+    # takes a second (a run of dashes did) is not timed at 100 KB.
+    redact = redaction.Redactor(redaction.secrets_in(ENVIRONMENT))
+    redact("compile the pattern first")
+    cases = _worst_cases()
+    assert len(cases) >= 300
+    gc.disable()
+    try:
+        slowest = sorted(
+            cases, key=lambda name: _seconds(redact, _text(cases[name], 2_000), 1)
+        )[-10:]
+        ratios = {}
+        for name in slowest:
+            small = _seconds(redact, _text(cases[name], 10_000), 5)
+            if small > 1:
+                ratios[name] = (float("inf"), f"{small:.1f} s for 10 KB")
+                continue
+            large = _seconds(redact, _text(cases[name], 100_000), 5)
+            ratios[name] = (round(large / small, 1), f"{large * 1000:.1f} ms")
+    finally:
+        gc.enable()
+    assert all(ratio < 30 for ratio, _ in ratios.values()), ratios

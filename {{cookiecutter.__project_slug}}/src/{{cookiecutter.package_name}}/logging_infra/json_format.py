@@ -18,7 +18,7 @@ import re
 import time
 from json.encoder import encode_basestring_ascii
 
-from .redact import redact
+from .redact import redact, secret_field
 
 # Written first, in this order; run_id, rank and host come from the context filter.
 FIELDS = (
@@ -108,7 +108,7 @@ class JsonFormatter(logging.Formatter):
                     name = key if isinstance(key, str) else _key(key)
                     while name in RESERVED or name in fields:
                         name = f"extra_{name}"
-                    fields[name] = self._jsonable(value)
+                    fields[name] = secret_field(name, self._jsonable(value))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -160,7 +160,7 @@ class JsonFormatter(logging.Formatter):
                 name = _repr(key)
                 while name in result:
                     name += "'"
-            result[name] = self._jsonable(item, depth + 1)
+            result[name] = secret_field(name, self._jsonable(item, depth + 1))
         return result
 
 

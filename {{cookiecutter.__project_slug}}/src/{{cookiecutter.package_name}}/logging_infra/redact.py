@@ -9,28 +9,51 @@ a secret that looks like ordinary text, so never log secrets on purpose.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import itertools
 import logging
+import os
 import re
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 MASK = "***"
-# Environment variables whose names contain one of these hold secrets; AUTH but
-# not AUTHOR (GIT_AUTHOR_NAME), and not the working directories PWD and OLDPWD.
+# Environment variables whose names end with one of these words (after the last
+# "_") hold secrets: WANDB_API_KEY, HF_TOKEN, MYSQL_PWD, PROXY_AUTH; not
+# GIT_AUTHOR_NAME, XAUTHORITY, TOKENIZERS_PARALLELISM nor KEY_FILE.
 SECRET_VARIABLE = re.compile(
-    "KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|PWD|CREDENTIAL|AUTH(?!OR)"
+    r"(?:.*_)?[A-Z0-9]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|PWD"
+    r"|CREDENTIALS?|AUTH)(?:_?[0-9]+)?"
 )
-NOT_SECRET_VARIABLES = ("PWD", "OLDPWD")
-# Shorter values, and numbers (MAX_TOKENS=100000), are too likely to be ordinary
-# words or figures to mask wherever they appear, and too short to be real secrets.
+NOT_SECRET_VARIABLES = ("PWD", "OLDPWD")  # the working directories
+# Shorter values are too likely to be ordinary words to mask wherever they appear.
 MIN_SECRET_LENGTH = 6
+# Values that are no secret whatever their variable's name: numbers, booleans,
+# paths and URLs without a password (a password in a URL is masked anyway).
+_ORDINARY_VALUE = re.compile(
+    r"[-+]?[0-9][0-9_.,]*(?:[eE][-+]?[0-9]+)?"
+    r"|(?i:true|false|none|null|yes|no|on|off)"
+    r"|(?:[/~.]|[A-Za-z]:[\\/]).*"
+    r"|[A-Za-z][A-Za-z0-9+.-]*://[^@\s]*",
+    re.DOTALL,
+)
+# What a password or key has and a word, a name, a model id or a metric seldom
+# has: a character other than letters, digits, spaces and "_-.:/" (tok!en,
+# p@ss, base64's "+" and "="), digits and letters alternating (9f8e, pr0xy: hex
+# and random strings), or three words or more (a passphrase).
+_SECRET_LOOKING = re.compile(
+    r"[^\w .:/-]|[0-9][^\W0-9_]+[0-9]|[^\W0-9_][0-9]+[^\W0-9_]|\S \S+ \S"
+)
 
 # Well-known shapes of keys, as (prefix, body): the prefix stays, so that the log
 # still tells which kind of key was there, and the body is masked.
 KEY_SHAPES = (
-    ("AKIA", "[0-9A-Z]{16}"),  # AWS access key id
-    ("ASIA", "[0-9A-Z]{16}"),  # AWS temporary access key id
+    # AWS access key id, and the secret key when it follows ("AKIA...:secret")
+    ("AKIA", "[0-9A-Z]{16}(?::[A-Za-z0-9/+=]{20,})?"),
+    ("ASIA", "[0-9A-Z]{16}(?::[A-Za-z0-9/+=]{20,})?"),  # AWS, temporary
     ("hf_", "[A-Za-z0-9]{30,}"),  # Hugging Face
     ("sk-", "[A-Za-z0-9_-]{20,}"),  # OpenAI, Anthropic (sk-ant-...)
     *((f"gh{kind}_", "[A-Za-z0-9]{36,}") for kind in "pousr"),  # GitHub
@@ -39,11 +62,20 @@ KEY_SHAPES = (
     *((f"xox{kind}-", "[A-Za-z0-9-]{10,}") for kind in "abposr"),  # Slack
     ("AIza", "[A-Za-z0-9_-]{35}"),  # Google API key
     ("eyJ", r"[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),  # JWT
-    ("PRIVATE KEY-----", "[^-]+"),  # the body of a PEM private key
+    # The body of a PEM private key, encrypted ones' headers (Proc-Type:,
+    # DEK-Info:) included, up to its "-----END" line.
+    ("PRIVATE KEY-----", "(?:[^-]|-(?!----))+"),
+)
+# Webhook URLs: the path is the secret, the host stays.
+WEBHOOKS = (
+    ("hooks.slack.com/", "(?:services|workflows|triggers)/([A-Za-z0-9_/-]+)"),
+    ("discord.com/api/webhooks/", "([A-Za-z0-9_/-]+)"),
+    ("discordapp.com/api/webhooks/", "([A-Za-z0-9_/-]+)"),
 )
 # The value after one of these names is masked: "name=value", "name: value",
 # '"name": "value"', URL queries ("?token=...") and longer names that end with
-# one of them ("HF_TOKEN=..."). Lower, upper and title case are recognised.
+# one of them ("HF_TOKEN=...", "wandb_key: ..."). Lower, upper, title, camel and
+# Pascal case are recognised (api_key, API_KEY, apiKey, ApiKey).
 SECRET_NAMES = (
     "token",
     "secret",
@@ -55,6 +87,7 @@ SECRET_NAMES = (
     "api-key",
     "access_key",
     "private_key",
+    "account_key",  # Azure connection strings: AccountKey=...
     "credential",
     "credentials",
     "signature",
@@ -62,7 +95,14 @@ SECRET_NAMES = (
     "passphrase",
     "auth",  # "author=" and "authority:" are not "auth" and a separator
 )
-_VALUE = r"""['"]?\s*[:=]\s*['"]?([^\s'",;&}]+)"""
+# A value in quotes is masked whole, spaces and all ('correct horse battery
+# staple'), up to a bound that keeps the cost of a missing quote linear;
+# a value without quotes up to a space or a delimiter.
+_VALUE_ITSELF = (
+    r"""(?:'((?:[^'\\\n]|\\.){1,256})'|"((?:[^"\\\n]|\\.){1,256})"|"""
+    r"""['"]?([^\s'",;&}]+))"""
+)
+_VALUE = rf"""['"]?\s*[:=]\s*{_VALUE_ITSELF}"""
 # An Authorization header's value may start with its scheme.
 _AUTHORIZATION = (
     r"""['"]?\s*[:=]\s*['"]?(?:(?i:bearer|basic|token|digest)\s+)?([^\s'",;&}]+)"""
@@ -70,28 +110,50 @@ _AUTHORIZATION = (
 _BEARER = r"\s+([A-Za-z0-9._~+/=-]{8,})"
 # "pwd=..." is a password unless it is a path: the working directory.
 _NOT_A_PATH = r"""['"]?\s*[:=]\s*['"]?(?![/~.]|[A-Za-z]:\\)([^\s'",;&}]+)"""
-# A command line's "--password VALUE", "--hf-token VALUE" ("--name=VALUE" is
-# covered above); "--max-tokens 512" is not one.
+# A command line's "--password VALUE", "--hf-token=VALUE", "--wandb-key VALUE",
+# also as a list ('--api-key', 'VALUE'); "--max-tokens 512" and "--key-column
+# text" are not one. The name's words are bounded, so that a run of dashes or
+# words costs a few steps at each "--", never a scan to the end of the text.
+_WORDS = "(?:[A-Za-z0-9]+[_-])"
 _OPTION = (
-    r"(?:[\w-]*[_-])?(?i:token|secret|password|passwd|passphrase|auth"
-    r"|api[_-]?key|secret[_-]key|access[_-]key|private[_-]key|credentials?)"
-    r"""\s+['"]?([^\s'"]+)"""
+    f"(?=[A-Za-z0-9])(?P<option>{_WORDS}" + "{0,8}"
+    "(?i:token|secret|password|passwd|passphrase|auth|credentials?|apikey)"
+    f"|{_WORDS}" + "{1,8}(?i:key))"
+    rf"""(?:=|[ ](?!-)|['"],[ ]?){_VALUE_ITSELF}"""
 )
+# Values of a secret name that hold no secret, left as they are: placeholders
+# ("<HUB_TOKEN>", "$HF_TOKEN"), special tokens ("<s>", "[MASK]"), None and
+# booleans, a lone punctuation mark ("--flag / --no-flag"), code that reads a
+# secret ("AddedToken(", "os.environ[").
+_NOT_SECRET = re.compile(
+    r"<[^<>]*>|\[[^\[\]]*\]|\$\{?\w+\}?|\W"
+    r"|None|null|nil|True|False|true|false|\*+"
+    r"|[A-Za-z_][\w.]*[(\[][^()\[\]]*[)\]]?"
+)
+# A help text's placeholder for an option's value: "--hub_token HUB_TOKEN",
+# "[--api-key API_KEY]", "--token TEXT    Help...".
+_METAVAR = re.compile("[A-Z][A-Z0-9_]*")
 
 
 def _cases(word: str) -> list[str]:
-    """The word in lower, upper, title and camel case: api_key, API_KEY, apiKey..."""
+    """The word in lower, upper, title, camel and Pascal case: api_key, API_KEY,
+    Api_Key, Api_key, apiKey, ApiKey."""
     head, *rest = word.split("_")
     camel = head + "".join(part.capitalize() for part in rest)
     cases = (word, word.upper(), word.title(), word.capitalize(), camel)
-    return list(dict.fromkeys(cases))
+    return list(dict.fromkeys((*cases, camel[:1].upper() + camel[1:])))
 
 
 # (literal, rest, whole word): what follows the literal holds one group, the
 # part masked. "Whole word" keeps key shapes from matching inside longer words.
 PATTERNS = (
     *((prefix, f"({body})", True) for prefix, body in KEY_SHAPES),
+    *((host, path, False) for host, path in WEBHOOKS),
     *((name, _VALUE, False) for word in SECRET_NAMES for name in _cases(word)),
+    # Other names that end with "key": wandb_key, WANDB_KEY, wandbKey, AccountKey.
+    ("_key", _VALUE, False),
+    ("_KEY", _VALUE, False),
+    ("Key", f"(?<=[a-z]Key){_VALUE}", False),
     *((name, _AUTHORIZATION, False) for name in _cases("authorization")),
     *((name, _BEARER, False) for name in _cases("bearer")),
     *((name, _NOT_A_PATH, False) for name in _cases("pwd")),
@@ -164,25 +226,83 @@ def _mask_from_a_literal(text: str) -> str:
 
 def _mask(match: re.Match[str]) -> str:
     start, end = match.span(match.lastindex or 0)
-    return match.string[match.start() : start] + MASK + match.string[end : match.end()]
+    text = match.string
+    value = text[start:end]
+    if _NOT_SECRET.fullmatch(value) or (
+        match["option"] and _is_metavar(value, match["option"], text[end : end + 2])
+    ):
+        return match[0]
+    return text[match.start() : start] + MASK + text[end : match.end()]
+
+
+def _is_metavar(value: str, option: str, after: str) -> bool:
+    """Whether an option's value is a help text's placeholder: the option's name
+    in capitals (HUB_TOKEN), or capitals before a bracket, a comma or the help
+    column's spaces (TEXT)."""
+    name = value.rstrip("]")
+    return _METAVAR.fullmatch(name) is not None and (
+        name == option.upper().replace("-", "_")
+        or name != value
+        or after[:1] == ","
+        or after == "  "
+    )
+
+
+def looks_secret(value: str) -> bool:
+    """Whether a value could be a password or a key, not a word, a name, a
+    figure or a path: "val_loss" and "bert-base-uncased" are no secret,
+    "p@ss/w0rd", "9f8e1c2d", "correct horse battery staple" may be."""
+    if len(value) < MIN_SECRET_LENGTH or _ORDINARY_VALUE.fullmatch(value):
+        return False
+    return _SECRET_LOOKING.search(value) is not None or _case_changes(value) >= 4
+
+
+def _case_changes(value: str) -> int:
+    # A random string of letters (base64 without digits) changes case often.
+    return sum(a.islower() and b.isupper() for a, b in itertools.pairwise(value))
 
 
 def secrets_in(environ: Mapping[str, str]) -> list[str]:
-    """Values of the variables whose names look secret (HF_TOKEN, DB_PASSWORD, ...),
-    also as they are written in URLs (percent-encoded)."""
+    """Values of the variables whose names look secret (HF_TOKEN, DB_PASSWORD, ...)
+    and whose values look secret too (not MONITOR_KEY=val_loss), also as they are
+    written in URLs (percent-encoded)."""
     values = {
         value.strip()
         for name, value in environ.items()
-        if SECRET_VARIABLE.search(name.upper())
+        if SECRET_VARIABLE.fullmatch(name.upper())
         and name.upper() not in NOT_SECRET_VARIABLES
     }
-    values = {v for v in values if len(v) >= MIN_SECRET_LENGTH and not v.isdigit()}
+    values = {value for value in values if looks_secret(value)}
     if values:  # urllib.parse is slow to import (pathlib imports it up to 3.12)
         from urllib.parse import quote, quote_plus
 
         values |= {encode(v, safe="") for v in values for encode in (quote, quote_plus)}
     # The longest first, in case one contains another.
     return sorted(values, key=len, reverse=True)
+
+
+# A field whose name ends with a secret word: api_key, apiKey, HF_TOKEN, password.
+_SECRET_FIELD = re.compile(
+    r"(?:.*[^A-Za-z]|.*[a-z](?=[A-Z]))?(?i:token|secret|password|passwd|passphrase"
+    r"|pwd|auth|authorization|credentials?|signature|sig|apikey)"
+    r"|.*(?:[^A-Za-z](?i:key)|[a-z]Key)",
+    re.DOTALL,
+)
+
+
+def secret_field(name: str, value: object) -> object:
+    """A named value, as in a mapping ({"cfg": {"api_key": ...}}), once masked
+    as text: the whole of it if it is a string under a secret-looking name
+    (unless it holds no secret, as a placeholder or a special token such as
+    "<s>" does), else the value as it was."""
+    if isinstance(value, str) and _is_secret_field(name):
+        return value if _NOT_SECRET.fullmatch(value) else MASK
+    return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret_field(name: str) -> bool:
+    return _SECRET_FIELD.fullmatch(name) is not None
 
 
 class Redactor:
@@ -272,3 +392,30 @@ def _masked(value: object) -> str:
         return redact(repr(value))
     except Exception:  # a broken __repr__
         return f"<{type(value).__name__} object>"
+
+
+def report_error(record: logging.LogRecord) -> None:
+    """What ``Handler.handleError()`` prints to stderr, masked: the error's
+    traceback (whose text may quote an argument, as a failing ``__str__`` does),
+    the calling lines, the message and its arguments. Call it in an ``except``
+    block, after ``mask_arguments()``."""
+    if not (logging.raiseExceptions and sys.stderr):
+        return
+    import traceback
+
+    error = sys.exc_info()[1]
+    if error is None:
+        return
+    lines = ["--- Logging error ---\n", *traceback.format_exception(error)]
+    frame = error.__traceback__.tb_frame if error.__traceback__ else None
+    logging_dir = os.path.dirname(logging.__file__)
+    while frame and os.path.dirname(frame.f_code.co_filename) == logging_dir:
+        frame = frame.f_back
+    lines.append("Call stack:\n")
+    lines.extend(traceback.format_stack(frame) if frame else ["(unknown)\n"])
+    try:
+        lines.append(f"Message: {record.msg!r}\nArguments: {record.args}\n")
+    except Exception:  # a broken __repr__: the stdlib says the same
+        lines.append("Unable to print the message and arguments\n")
+    with contextlib.suppress(OSError):  # stderr closed: as the stdlib, say nothing
+        sys.stderr.write(redact("".join(lines)))

@@ -43,8 +43,10 @@ def escape(text: str, table: dict[int, str] = _FILE_ESCAPES) -> str:
 class TextFormatter(logging.Formatter):
     """One record, one line group: user data cannot forge another record.
 
-    The message is escaped; a traceback keeps its lines, each escaped and
-    indented, so none of them can pass for the start of a record.
+    The whole line is escaped: the message and every other field the format
+    shows (a file name given to ``compile()`` or ``warnings.warn_explicit()``,
+    a function's, a logger's or a thread's name). A traceback keeps its lines,
+    each escaped and indented, so none of them can pass for the start of a record.
     """
 
     _second: tuple[int, str] = (-1, "")  # the last second formatted
@@ -63,10 +65,10 @@ class TextFormatter(logging.Formatter):
         return text
 
     def format(self, record: logging.LogRecord) -> str:
-        record.message = escape(record.getMessage())
+        record.message = record.getMessage()
         if self.usesTime():
             record.asctime = self.formatTime(record, self.datefmt)
-        text = self.formatMessage(record)
+        text = escape(self.formatMessage(record))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -86,8 +86,8 @@ class _QueueHandler(logging.handlers.QueueHandler):
             if record.levelno >= logging.ERROR and self.writer.relay is not None:
                 self.writer.flush()  # a worker's error is sent before the call returns
         except Exception:
-            redact.mask_arguments(record)  # handleError() prints them
-            self.handleError(record)
+            redact.mask_arguments(record)  # and the error, as handleError() would
+            redact.report_error(record)
         return True
 
     def flush(self) -> None:
