@@ -48,7 +48,7 @@ def detect(
         run_id=_run_id(environ, run_id_variable, notes),
         rank=rank or 0,
         world_size=max(world_size, (rank or 0) + 1),
-        host=_host_name(),
+        host=host_name(),
     )
 
 
@@ -97,12 +97,49 @@ def _run_id(environ: Mapping[str, str], run_id_variable: str, notes: list[str]) 
     for name in (run_id_variable, *JOB_ID_VARIABLES):
         value = environ.get(name, "").strip()
         if value and value != "none":  # torchrun's placeholder when no id is given
+            if name == "SLURM_JOB_ID":
+                value += _slurm_step(environ)
             # Made safe the same way on every rank, so the ranks still agree.
             safe = _UNSAFE.sub("_", value)[:MAX_RUN_ID]
             if safe != value:
                 notes.append(f"{name}={value[:80]!r} is not a plain word; using {safe}")
             return safe
+    nodes = _several_nodes(environ)
+    if nodes and environ.get("LOCAL_RANK", "0").strip() in ("", "0"):  # once a node
+        notes.append(
+            f"This run spans several nodes ({nodes}), but nothing in the environment "
+            "gives them one run id: each node names the run its own way, and their "
+            "logs and run records land apart. Start torchrun with --rdzv-id=<id> "
+            f"(e.g. --rdzv-id=$SLURM_JOB_ID), or export {run_id_variable}=<id> in "
+            "the job script"
+        )
     return _elastic_launch_id(environ) or new_run_id()
+
+
+def _slurm_step(environ: Mapping[str, str]) -> str:
+    """The job step (srun) and the requeue, if any: the steps of one job, and
+    its attempts, are runs of their own."""
+    step = environ.get("SLURM_STEP_ID", environ.get("SLURM_STEPID", "")).strip()
+    restarts = environ.get("SLURM_RESTART_COUNT", "").strip()
+    suffix = f".{step}" if step else ""
+    if restarts not in ("", "0"):
+        suffix += f".restart{restarts}"
+    return suffix
+
+
+def _several_nodes(environ: Mapping[str, str]) -> str | None:
+    """What tells that this process's run spans several nodes, if anything."""
+
+    def number(name: str) -> int:
+        return _whole_number(environ, (name,), []) or 0
+
+    for name, least in (("GROUP_WORLD_SIZE", 2), ("NNODES", 2), ("NODE_RANK", 1)):
+        if number(name) >= least:
+            return f"{name}={number(name)}"
+    world, local = number("WORLD_SIZE"), number("LOCAL_WORLD_SIZE")
+    if 0 < local < world:
+        return f"WORLD_SIZE={world} > LOCAL_WORLD_SIZE={local}"
+    return None
 
 
 def _elastic_launch_id(environ: Mapping[str, str]) -> str | None:
@@ -119,7 +156,13 @@ def _elastic_launch_id(environ: Mapping[str, str]) -> str | None:
     except OSError:
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
-    return f"{stamp}-{_UNSAFE.sub('_', parts[-4].rpartition('_')[2])[:16]}"
+    # <run id>_<random part of mkdtemp>, whose letters include "_"
+    launch = _UNSAFE.sub("_", parts[-4].partition("_")[2])[:16].strip("_")
+    if not launch:
+        import zlib  # a launch directory named otherwise: its path, in short
+
+        launch = f"{zlib.crc32('/'.join(parts[:-3]).encode()):08x}"
+    return f"{stamp}-{launch}"
 
 
 def new_run_id() -> str:
@@ -130,7 +173,7 @@ def new_run_id() -> str:
     return f"{stamp}-{int(now % 1 * 1000):03d}-{os.urandom(3).hex()}"
 
 
-def _host_name() -> str:
+def host_name() -> str:
     if hasattr(os, "uname"):
         return os.uname().nodename
     import socket  # Windows; socket is slow to import, so only there

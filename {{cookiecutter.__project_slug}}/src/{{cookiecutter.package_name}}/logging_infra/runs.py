@@ -5,26 +5,48 @@ With run directories (``config.RUN_DIRS_KEPT`` set), each run writes into
 rank 0 removes the oldest marked directories beyond the number kept and points
 ``<log dir>/latest`` at the new one. Rank 0 writes the run record, ``run.json``
 (in the run directory, else ``<log dir>/runs/<run id>.json``): what ran, on which
-commit and machine, with which arguments; the end of the run completes it.
+commit and machine, with which arguments; the end of the run completes it:
+finished (exit code 0), failed (the code of ``sys.exit()``, 1 for an exception),
+interrupted (130, Ctrl+C) or terminated (SIGTERM, written before the process
+dies). To learn the code that ``sys.exit()`` was given, which the interpreter
+tells no exit hook, the run's first process wraps ``sys.exit``.
+
+A run is alive while one of its processes holds a lock on its marker (shared
+layout: on ``runs/.<run id>.running``). Set-up never removes a live run, and
+marks a run that ended without a word (SIGKILL, ``os._exit()``, the OOM killer)
+as vanished. It removes only the files that logging wrote: a run directory with
+files of yours stays, without its marker.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import os
+import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-from .context import RunContext
+from . import sigterm
+from .context import RunContext, host_name
 from .files import FILE_MODE, make_private_dirs
 from .redact import redact
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable, Iterator
+    from types import FrameType
+    from typing import Any, NoReturn
+
+try:
+    from fcntl import LOCK_EX, LOCK_NB, LOCK_SH, flock
+except ImportError:  # Windows: liveness by process id only
+    flock = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 PACKAGE = __name__.split(".")[0]
@@ -35,7 +57,13 @@ GIT_TIMEOUT = 0.1  # seconds: a slow or absent git never holds up the start
 # Keys of the record that add_info() may not replace.
 RESERVED = frozenset(
     ("run_id", "status", "start", "end", "duration_s", "exit_code", "error")
-)
+) | {"signal", "pid", "process_start", "noticed", "noticed_by"}
+RECORD = "run.json"
+# A file in a run directory is the run's own if it is the marker, the record,
+# a temporary file of the record, or a log file as the handlers name them
+# (info.log, info.rank1.log, info.log.3, info.uid1000.log).
+_TEMPORARY = re.compile(rf"\.{re.escape(RECORD)}\.[0-9a-f.]+")
+_VARIANTS = r"(?:\.rank[0-9]+)?(?:\.uid[0-9]+)?"
 
 
 class _Run:
@@ -45,6 +73,10 @@ class _Run:
         self.path, self.record = path, record
         self.started = time.monotonic()
         self.detailed = False
+        self.pid = os.getpid()  # a forked child has this object, not the run
+        self.top = _outermost_frame()  # how it ended tells how the script did
+        self.lock: Path | None = None  # the shared layout's lock file
+        self.lock_fd: int | None = None
 
     def complete(self) -> None:
         """Add what is slow to learn (git, the installed version): when the run's
@@ -56,30 +88,40 @@ class _Run:
 
 _fields: dict[str, Any] = {}  # from add_info(), kept for a record made later
 _run: _Run | None = None
+_marker_fd: int | None = None  # this process's hold on its run directory
+_exit_request: SystemExit | None = None  # the last sys.exit() of the main thread
+_sys_exit: Callable[[str | int | None], NoReturn] | None = None  # before the wrap
+_exiting = False  # the interpreter is on its way out
 
 
 def run_directory(base: Path, run: RunContext, keep: int, notes: list[str]) -> Path:
     """Make this run's directory under ``base``; raise OSError if it cannot be."""
+    global _marker_fd
     directory = base / _safe_name(run.run_id)
     make_private_dirs(directory)
+    fd: int | None
     try:  # the first rank to get here marks it; O_EXCL keeps its time the start
         fd = os.open(
             directory / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE
         )
     except FileExistsError:
-        pass
+        fd = _open_marker(directory / MARKER)
     else:
-        with open(fd, "w", encoding="utf-8") as marker:
-            marker.write(f"Run directory of {PACKAGE}: set-up may remove it.\n")
+        os.write(fd, f"Run directory of {PACKAGE}: set-up may remove it.\n".encode())
+    if fd is not None:  # held while this process lives: set-up leaves the run be
+        _hold(fd, shared=True)
+    previous, _marker_fd = _marker_fd, fd
     if run.rank == 0:
         _remove_old_runs(base, keep, directory, notes)
         _point_latest(base, directory.name, notes)
+    if previous is not None:  # this process ran another run before
+        os.close(previous)
     return directory
 
 
 def record_path(log_dir: Path, run: RunContext, per_run: bool) -> Path:
     if per_run:
-        return log_dir / "run.json"
+        return log_dir / RECORD
     return log_dir / "runs" / f"{_safe_name(run.run_id)}.json"
 
 
@@ -90,7 +132,24 @@ def _safe_name(run_id: str) -> str:
     return f"{name}_" if name == LATEST else name
 
 
+def _open_marker(path: Path, flags: int = os.O_RDONLY) -> int | None:
+    """Open a marker or lock file to lock it; never a link or a pipe."""
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        return os.open(path, flags, FILE_MODE)
+    except OSError:
+        return None
+
+
+def _hold(fd: int, shared: bool) -> None:
+    if flock is not None:
+        with contextlib.suppress(OSError):  # a file system without locks
+            flock(fd, LOCK_SH if shared else LOCK_EX)
+
+
 def _remove_old_runs(base: Path, keep: int, current: Path, notes: list[str]) -> None:
+    """Remove the oldest run directories beyond ``keep``, but none that is alive
+    and no file that logging did not write; mark runs that vanished."""
     runs = []
     with os.scandir(base) as entries:
         for entry in entries:
@@ -103,15 +162,136 @@ def _remove_old_runs(base: Path, keep: int, current: Path, notes: list[str]) -> 
             if marker.st_mode & 0o170000 == 0o100000:  # a regular file: stat.S_ISREG
                 runs.append((marker.st_mtime_ns, entry.name))
     runs.sort()
-    for _, name in runs[: max(len(runs) - (keep - 1), 0)]:
-        try:
-            import shutil  # only when there is something to remove
+    excess = max(len(runs) - (keep - 1), 0)
+    kept: list[str] = []
+    for index, (_, name) in enumerate(runs):
+        directory = base / name
+        with _unless_alive(directory / MARKER, directory / RECORD) as dead:
+            if not dead:
+                continue
+            if index >= excess:
+                _notice_vanished(directory / RECORD, current.name)
+                continue
+            try:
+                kept += _remove_run(directory)
+            except OSError as error:
+                notes.append(f"Cannot remove the old run directory {name}: {error}")
+    if kept:
+        notes.append(
+            f"Kept files that logging did not write in old run directories: "
+            f"{', '.join(kept[:5])}{' and more' if len(kept) > 5 else ''}. Set-up "
+            f"removes only log files from {base}: keep checkpoints elsewhere"
+        )
 
-            shutil.rmtree(base / name)
-        except FileNotFoundError:
-            pass  # another run's set-up removed it first
-        except OSError as error:
-            notes.append(f"Cannot remove the old run directory {base / name}: {error}")
+
+@contextlib.contextmanager
+def _unless_alive(lock: Path, record: Path) -> Iterator[bool]:
+    """True (with the run's lock taken) if no process of the run is alive."""
+    fd = _open_marker(lock)
+    if fd is None:
+        yield False  # gone meanwhile, or not ours to judge
+        return
+    try:
+        if flock is None:
+            yield not _process_alive(_read(record))
+            return
+        try:
+            flock(fd, LOCK_EX | LOCK_NB)
+        except BlockingIOError:
+            yield False  # a process of the run holds it
+        except OSError:  # a file system without locks: the process's id, if here
+            yield not _process_alive(_read(record))
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
+def _remove_run(directory: Path) -> list[str]:
+    """Remove the run's own files, and the directory if nothing else is in it.
+    Return what was kept, as paths."""
+    record = _read(directory / RECORD)
+    logs = record.get("log_files") if record else None
+    names = ["*.log"]  # no record: any log file, as the handlers name them
+    if isinstance(logs, dict):
+        names = [os.path.basename(str(name)) for name in logs.values()]
+    pattern = "|".join(
+        re.escape(root).replace(r"\*", "[^/]+") + _VARIANTS + re.escape(extension)
+        for root, extension in map(os.path.splitext, names)
+    )
+    own = re.compile(rf"(?:{pattern})(?:\.[0-9]+)?")
+    kept = []
+    with os.scandir(directory) as entries:
+        for entry in list(entries):
+            name = entry.name
+            if name == MARKER:
+                continue
+            ours = name == RECORD or _TEMPORARY.fullmatch(name) or own.fullmatch(name)
+            if ours and not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+            else:
+                kept.append(str(directory / name))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(directory / MARKER)  # what is left is yours, not a run
+    if not kept:
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(directory)
+    return kept
+
+
+def _notice_vanished(path: Path, noticed_by: str) -> None:
+    """Mark the record of a run whose processes are gone, if it says running."""
+    record = _read(path)
+    if record is None or record.get("status") != "running":
+        return
+    record.update(
+        status="vanished", exit_code=None, noticed=_now(), noticed_by=noticed_by
+    )
+    _write(_Run(path, record))
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _process_alive(record: dict[str, Any] | None) -> bool:
+    """Where locks do not work: is the run that wrote the record alive? A run
+    that ended is not; unknown (no record, another host, Windows) counts as alive."""
+    if record is not None and record.get("status", "running") != "running":
+        return False
+    if not record or record.get("host") != host_name() or not record.get("pid"):
+        return True
+    pid = int(record["pid"])
+    if sys.platform == "win32":
+        return True  # no safe way to ask without more code than it is worth
+    started = _process_start(pid)
+    if started is not None or record.get("process_start") is not None:
+        return started is not None and started == record.get("process_start")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
+def _process_start(pid: int) -> str | None:
+    """When the process started, as Linux counts it (since boot, in ticks),
+    with the boot's id: a process id reused later gets another one."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read().rpartition(b")")[2].split()
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as file:
+            boot = file.read().strip()
+    except OSError:
+        return None
+    return f"{boot}/{int(stat[19])}" if len(stat) > 19 else None
 
 
 def _point_latest(base: Path, name: str, notes: list[str]) -> None:
@@ -146,6 +326,7 @@ def start(
         "os": None,
         "host": run.host,
         "pid": os.getpid(),
+        "process_start": _process_start(os.getpid()),
         "world_size": run.world_size,
         "log_levels": {"root": config["root"]["level"]}
         | {name: handler.get("level", "NOTSET") for name, handler in handlers.items()},
@@ -158,16 +339,51 @@ def start(
         **_torch_info(),
         **_fields,
     }
-    if _run is not None and _run.path == path and "end" not in _run.record:
-        record["start"] = _run.record["start"]  # set up again: the same run
+    previous = _run
     _run = _Run(path, record)
+    if previous is not None and previous.pid == _run.pid:
+        if previous.path == path and "end" not in previous.record:
+            record["start"] = previous.record["start"]  # set up again: the same run
+            _run.started, _run.lock = previous.started, previous.lock
+            _run.lock_fd, previous.lock_fd = previous.lock_fd, None
+        else:  # this process goes on as another run
+            _finish(previous, "finished", None)
     if path is not None:
         try:
             make_private_dirs(path.parent)
         except OSError as error:
             logger.warning("Cannot write the run record %s: %s", path, error)
             _run.path = path = None
+    per_run = path is not None and (path.parent / MARKER).exists()
+    if path is not None and not per_run and _run.lock_fd is None:
+        _hold_shared_layout_lock(_run, path)
     _write(_run)
+    if path is not None:
+        _watch_sys_exit()
+
+
+def _hold_shared_layout_lock(run: _Run, path: Path) -> None:
+    """Lock ``runs/.<run id>.running`` while the run lives; mark the runs whose
+    lock no process holds any more as vanished."""
+    with os.scandir(path.parent) as entries:
+        stale = [
+            Path(entry.path)
+            for entry in entries
+            if entry.name.startswith(".") and entry.name.endswith(".running")
+        ]
+    for lock in stale:
+        record = lock.with_name(lock.name[1 : -len(".running")] + ".json")
+        with _unless_alive(lock, record) as dead:
+            if dead:
+                _notice_vanished(record, run.record["run_id"])
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)
+    run.lock = path.with_name(f".{path.stem}.running")
+    run.lock_fd = _open_marker(run.lock, os.O_RDONLY | os.O_CREAT)
+    if run.lock_fd is None:
+        run.lock = None
+    else:
+        _hold(run.lock_fd, shared=False)
 
 
 def _add_details(run: _Run) -> None:
@@ -225,45 +441,143 @@ def end(exit_code: int | None = None) -> None:
 
     The first call counts. An exception on its way out (when called from a
     ``finally`` block) decides the status and exit code; else ``exit_code``
-    does, or the last uncaught exception when called at exit.
+    does, or, when called at exit, how the interpreter exits.
     """
-    if _run is None or "end" in _run.record:
+    if _run is None or "end" in _run.record or _run.pid != os.getpid():
         return
-    _run.complete()
     error = sys.exc_info()[1]
     if error is None and exit_code is None:  # at exit: only the interpreter knows
         error = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if error is None and exit_code is None and _exiting:
+        returned = _returned(_run.top)
+        if returned is False and _exit_request is None:  # raise SystemExit(n)
+            _finish(_run, "exited", None)  # its code is the interpreter's secret
+            return
+        error = None if returned else _exit_request  # a sys.exit() caught is none
+        if error is None:
+            exit_code = 0  # the script ran to its end
     status = "failed"
     if isinstance(error, SystemExit):
         code = error.code
-        exit_code = code if isinstance(code, int) else (0 if code is None else 1)
-        error = None
+        exit_code = int(code) if isinstance(code, int) else 0 if code is None else 1
+        if code is None or isinstance(code, int):
+            error = None  # sys.exit("message") keeps its message as the error
     elif isinstance(error, KeyboardInterrupt):
         exit_code, status = 130, "interrupted"  # as a shell reports SIGINT
     elif error is not None:
         exit_code = 1
     if exit_code == 0 or (exit_code is None and error is None):
         status = "finished"
-    _run.record.update(
+    _finish(_run, status, exit_code, error)
+
+
+def _finish(
+    run: _Run,
+    status: str,
+    exit_code: int | None,
+    error: BaseException | None = None,
+    details: bool = True,
+    **fields: Any,
+) -> None:
+    if details and run.path is not None:
+        run.complete()
+    run.record.update(
         end=_now(),
-        duration_s=round(time.monotonic() - _run.started, 3),
+        duration_s=round(time.monotonic() - run.started, 3),
         status=status,
         exit_code=exit_code,
+        **fields,
         **_torch_info(),  # GPU names are known once CUDA is in use
     )
-    if error is not None:
-        _run.record["error"] = f"{type(error).__name__}: {error}"
-    _write(_run)
+    if isinstance(error, SystemExit):  # sys.exit("message")
+        run.record["error"] = str(error)
+    elif error is not None:
+        run.record["error"] = f"{type(error).__name__}: {error}"
+    _write(run)
+    _release(run)
+
+
+def _release(run: _Run) -> None:
+    """The run is over: its lock no longer keeps it alive."""
+    if run.lock_fd is not None:
+        if run.lock is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(run.lock)
+        os.close(run.lock_fd)
+        run.lock_fd = None
+
+
+def _terminated(signum: int) -> None:
+    """SIGTERM (a time limit, preemption): recorded before the process dies, with
+    the exit status a shell reports (128 + the signal number)."""
+    if _run is None or "end" in _run.record or _run.pid != os.getpid():
+        return
+    name = signal.Signals(signum).name
+    # No git or package metadata now: the process has seconds to live.
+    _finish(_run, "terminated", 128 + signum, details=False, signal=name)
+
+
+sigterm.before_death(_terminated)
+
+
+def _watch_sys_exit() -> None:
+    """Wrap ``sys.exit`` to learn its code: the interpreter tells no exit hook."""
+    global _sys_exit
+    if _sys_exit is None:
+        _sys_exit, sys.exit = sys.exit, _exit
+
+
+def _exit(status: str | int | None = None, /) -> NoReturn:
+    """``sys.exit()``, remembered for the run record."""
+    global _exit_request
+    try:
+        if _sys_exit is not None:
+            _sys_exit(status)
+        raise SystemExit(status)
+    except SystemExit as request:
+        if threading.current_thread() is threading.main_thread():
+            _exit_request = request  # a thread's sys.exit() ends the thread only
+        raise
+
+
+def _outermost_frame() -> FrameType | None:
+    """The main thread's outermost frame (the script's), seen from within it."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    frame = sys._getframe()
+    while frame.f_back is not None:
+        frame = frame.f_back
+    return frame
+
+
+def _returned(frame: FrameType | None) -> bool | None:
+    """Did the script return (True), or did an exception end it (False)? None
+    if unknown. How a finished frame ended is its last instruction."""
+    if frame is None or frame.f_lasti < 0:
+        return None
+    import dis  # slow to import: at exit only
+
+    instruction = dis.opname[frame.f_code.co_code[frame.f_lasti]]
+    return instruction in ("RETURN_VALUE", "RETURN_CONST")
 
 
 def forget() -> None:
     """Drop the run record and added fields: the next set-up starts afresh."""
-    global _run
-    _run = None
+    global _run, _exit_request
+    if _run is not None and _run.pid == os.getpid():
+        _release(_run)
+    _run = _exit_request = None
     _fields.clear()
 
 
-atexit.register(end)  # for entry points that do not call end() themselves
+def _at_exit() -> None:
+    """For entry points that do not call end() themselves."""
+    global _exiting
+    _exiting = True
+    end()
+
+
+atexit.register(_at_exit)
 
 
 def git_info(directory: Path) -> dict[str, Any] | None:
@@ -344,7 +658,7 @@ def _compact(value: Any) -> str:
 
 def _write(run: _Run) -> None:
     """Replace the record in one step, with secrets masked as in the logs."""
-    if run.path is None:
+    if run.path is None or run.pid != os.getpid():  # a forked child: not its run
         return
     text = json.dumps(run.record, indent=2, ensure_ascii=False, default=str)
     text = redact(text, spare_compiling=True)

@@ -1,4 +1,5 @@
-"""SIGTERM writes what is queued, then ends the process as it would have.
+"""SIGTERM completes the run record and writes what is queued, then ends the
+process as it would have.
 
 Python runs a signal handler in the main thread, and only when that thread
 runs Python code again. A main thread waiting on a lock can miss the signal
@@ -43,6 +44,7 @@ def leave_signals_to_the_main_thread() -> None:
 
 
 _before_exit: Callable[[], object] | None = None
+_record_death: Callable[[int], object] | None = None
 _terminating = False
 _pipe: tuple[int, int] | None = None  # the watcher's end, the handler's end
 _masks = threading.local()  # the forking thread's signal mask before a fork
@@ -64,6 +66,23 @@ def install(before_exit: Callable[[], object]) -> None:
         _watch()
 
 
+def before_death(record: Callable[[int], object]) -> None:
+    """Call ``record(signal number)`` first when SIGTERM ends the process: the
+    run record says so before the process dies."""
+    global _record_death
+    _record_death = record
+
+
+def _last_words(signum: int) -> None:
+    """Record the death, then write what is queued."""
+    try:
+        if _record_death is not None:
+            _record_death(signum)
+    finally:
+        if _before_exit is not None:
+            _before_exit()  # gives up only when the writer makes no progress
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # The main thread may be inside a handler that this one would enter again:
     # the writer thread does the writing, and the process dies whatever happens.
@@ -72,8 +91,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         return  # the watcher's reminder, while this runs
     _terminating = True
     try:
-        if _before_exit is not None:
-            _before_exit()  # gives up only when the writer makes no progress
+        _last_words(signum)
     except Exception:
         pass
     finally:
@@ -127,8 +145,7 @@ def _watcher(read: int) -> None:
             signal.pthread_kill(main, signal.SIGTERM)  # a wait that missed it
     _terminating = True
     try:
-        if _before_exit is not None:
-            _before_exit()
+        _last_words(signal.SIGTERM)
     finally:
         os.kill(os.getpid(), signal.SIGKILL)
 
