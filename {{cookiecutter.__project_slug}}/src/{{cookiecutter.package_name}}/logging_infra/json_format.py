@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import marshal
 import math
 import re
 import time
@@ -39,6 +40,10 @@ _WITH_CONTEXT = _LINE_START + "".join(f', "{name}": %s' for name in CONTEXT)
 RESERVED = frozenset((*FIELDS, *CONTEXT, "exception", "stack"))
 # Attributes of every record, which are not ``extra`` fields.
 _STANDARD = {*vars(logging.makeLogRecord({})), "message", "asctime", *CONTEXT}
+# Attributes of a record as it is logged, its message merged: one with more may
+# have ``extra`` fields.
+PLAIN_SIZE = len(vars(logging.makeLogRecord({}))) + 1
+_IMMUTABLE = frozenset((str, int, float, bool, type(None)))
 _MAX_DEPTH = 8  # deeper containers in an extra value are written with repr()
 # ASCII only: no character of a message can break the line or its encoding.
 # Extra values are made JSON-ready first; repr() is the last resort for the rest.
@@ -162,6 +167,44 @@ class JsonFormatter(logging.Formatter):
                     name += "'"
             result[name] = secret_field(name, self._jsonable(item, depth + 1))
         return result
+
+
+def as_at_the_call(record: logging.LogRecord) -> logging.LogRecord:
+    """``record``; if it has ``extra`` fields, a copy with their values as they
+    are now, for a formatter that runs later (a dict changed after the call must
+    not show its later content). The record itself stays as it is for other
+    handlers.
+    """
+    attributes = vars(record)
+    if _STANDARD.issuperset(attributes):
+        return record
+    copy = object.__new__(type(record))
+    copy.__dict__ = fields = attributes.copy()
+    for key in attributes.keys() - _STANDARD:
+        if type(fields[key]) not in _IMMUTABLE:
+            fields[key] = _as_now(fields[key])
+    return copy
+
+
+def _as_now(value: object) -> object:
+    """``value`` as it is now, in a form that nothing done later can change and
+    that is written as ``value`` would be now."""
+    try:  # built-in containers of built-in values (most extras): copied in C
+        return marshal.loads(marshal.dumps(value))  # type: ignore[arg-type]
+    except ValueError:  # something else in it
+        return _copied(value)
+
+
+def _copied(value: object, depth: int = 0) -> object:
+    """Containers copied as far as the formatter goes into them; anything else
+    but numbers and strings as its repr(), which is what is written of it."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if depth < _MAX_DEPTH and isinstance(value, dict):
+        return {key: _copied(item, depth + 1) for key, item in value.items()}
+    if depth < _MAX_DEPTH and isinstance(value, (list, tuple)):
+        return [_copied(item, depth + 1) for item in value]
+    return _repr(value)
 
 
 def _value(value: object) -> str:

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from . import redact, relay, sigterm
+from . import {{ "json_format, " if cookiecutter.log_format == "json" }}redact, relay, sigterm
 from .console import ConsoleHandler
 from .files import LogFileHandler, warn
 
@@ -58,10 +58,13 @@ YIELD_SECONDS = 0.00001
 # Handlers that, served by the writer thread, leave flushing to it (their
 # ``flush_each_record`` is off meanwhile).
 _FLUSHED_BY_WRITER = (LogFileHandler, ConsoleHandler)
+# Writes a traceback as every formatter of LOGGING_CONFIG does.
+_FORMATTER = logging.Formatter()
 
 
 class _QueueHandler(logging.handlers.QueueHandler):
-    """Queues records for the writer thread; only the message is formatted here.
+    """Queues records for the writer thread; only what may change is formatted
+    here: the message, a traceback{{ " and the values of ``extra`` fields" if cookiecutter.log_format == "json" }}.
 
     Its ``flush()`` and ``close()`` keep the standard library's promise: when
     ``logging.shutdown()`` returns, every record logged so far is written.
@@ -79,6 +82,12 @@ class _QueueHandler(logging.handlers.QueueHandler):
             # Merge the arguments now: they may be mutable objects changed later.
             record.message = record.getMessage()
             record.msg, record.args = record.message, None
+            if record.exc_info and not record.exc_text:  # so may the exception
+                record.exc_text = _FORMATTER.formatException(record.exc_info)
+{%- if cookiecutter.log_format == "json" %}
+            if len(vars(record)) > json_format.PLAIN_SIZE:  # and ``extra`` values
+                record = json_format.as_at_the_call(record)
+{%- endif %}
             if self.queue.qsize() >= QUEUE_SIZE and not self.writer.wait_for_room():
                 self.writer.dropped += 1
                 return True
@@ -86,8 +95,8 @@ class _QueueHandler(logging.handlers.QueueHandler):
             if record.levelno >= logging.ERROR and self.writer.relay is not None:
                 self.writer.flush()  # a worker's error is sent before the call returns
         except Exception:
-            redact.mask_arguments(record)  # and the error, as handleError() would
-            redact.report_error(record)
+            redact.mask_arguments(record)  # handleError() prints them
+            self.handleError(record)
         return True
 
     def flush(self) -> None:
