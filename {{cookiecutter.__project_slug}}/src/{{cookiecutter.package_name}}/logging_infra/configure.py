@@ -143,7 +143,7 @@ def _setup(
         _drop_handlers(config, closed)
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     directory: Path | None = wanted
-    joined = _join(env.writer_address, run.rank, notes)
+    joined = _join(env.writer_address, notes)
     if joined is not None:
         context.watch_rank()
     try:
@@ -317,16 +317,16 @@ def join_if_spawned(setup_logging: Callable[[], object], log_dir_env: str) -> No
         util.register_after_fork(logger, join)  # which holds a weak reference
 
 
-def _join(variable: str, rank: int, notes: list[str]) -> socket.socket | None:
+def _join(variable: str, notes: list[str]) -> socket.socket | None:
     """A connection to the process that writes this run's files, if there is one."""
     address = os.environ.get(variable)
     if not address:
         return None
     try:
-        return relay.connect(address, rank)
+        return relay.connect(address)
     except OSError as error:
         notes.append(
-            f"{variable} names no running log writer ({error}); "
+            f"{variable} names no log writer this process can use ({error}); "
             "this process writes its own log files"
         )
         del os.environ[variable]

@@ -79,6 +79,14 @@ def open_log_file(path: str | os.PathLike[str]) -> int:
     return os.open(path, OPEN_FLAGS, FILE_MODE)
 
 
+def someone_elses(status: os.stat_result) -> bool:
+    """Is this file another user's, or a hard link to one (in a directory that
+    others can write)? Its content is not ours to append to."""
+    if not hasattr(os, "getuid"):  # Windows: no owner ids
+        return False
+    return status.st_uid != os.getuid() or status.st_nlink > 1
+
+
 def make_private_dirs(directory: Path) -> None:
     """Create ``directory`` and its missing parents, owner-only whatever the umask."""
     missing = [p for p in (directory, *directory.parents) if not p.is_dir()]
@@ -144,7 +152,10 @@ class AppendFile:
 class LogFileHandler(logging.handlers.RotatingFileHandler):
     """A RotatingFileHandler for log files that must not fail their program.
 
-    - Private files (0600), opened without following a symlink.
+    - Private files (0600), opened without following a symlink. A file that
+      another user owns (in a directory that others can write) is never
+      written: one warning, and the records go to a file of this user's
+      beside it (``info.uid1000.log``).
     - Each record formatted once: the standard handler formats it a second
       time, and seeks the file, only to decide whether to roll over.
     - With ``flush_each_record=False`` flushing is left to the owner: the
@@ -206,6 +217,9 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             make_private_dirs(directory)
         fd = open_log_file(self.baseFilename)
         stat = os.fstat(fd)
+        if someone_elses(stat):
+            os.close(fd)
+            fd, stat = self._open_beside(stat.st_uid)
         self.identity, self.in_file = (stat.st_dev, stat.st_ino), 0
         lock(fd)  # another process's append in progress is not a torn line
         try:
@@ -226,6 +240,27 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             self.size += 1
         self.check_at = time.monotonic() + CHECK_SECONDS
         return stream
+
+    def _open_beside(self, owner: int) -> tuple[int, os.stat_result]:
+        """Use a file of this user's next to another user's; OSError if that
+        one is another user's too."""
+        taken, uid = self.baseFilename, os.getuid()
+        root, extension = os.path.splitext(taken)
+        if root.endswith(f".uid{uid}"):  # this is the file beside already
+            raise PermissionError(errno.EPERM, "it belongs to another user", taken)
+        self.baseFilename = f"{root}.uid{uid}{extension}"
+        warn(
+            f"{taken} belongs to another user (uid {owner}) or is a link to "
+            f"another file: writing {self.baseFilename} instead"
+        )
+        fd = open_log_file(self.baseFilename)
+        stat = os.fstat(fd)
+        if someone_elses(stat):
+            os.close(fd)
+            raise PermissionError(
+                errno.EPERM, "it belongs to another user", self.baseFilename
+            )
+        return fd, stat
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

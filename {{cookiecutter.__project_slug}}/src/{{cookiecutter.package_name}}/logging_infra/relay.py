@@ -1,23 +1,31 @@
 """How every process of a run gets its records to the one process that writes.
 
 The process that owns the log files listens on a socket (a Unix socket in a
-private directory; loopback TCP with a secret where there is none) and puts its
-address in the environment, which every process it starts inherits. A process
-that finds the address joins: it formats and masks each record with its own
-handlers, then sends the text in batches over a connection of its own, so
-workers share no lock, and one that dies mid-send loses only its own unsent
-batch. The owner's reader threads put the batches on its writer's queue; the
-writer thread only appends the text to the files.
+private directory, else in Linux's abstract namespace; loopback TCP where there
+is no Unix socket) and puts its address and a secret key in the environment,
+which every process it starts inherits. A process that finds the address joins:
+it formats and masks each record with its own handlers, then sends the text in
+batches over a connection of its own, so workers share no lock, and one that
+dies mid-send loses only its own unsent batch. The owner's reader threads put
+the batches on its writer's queue; the writer thread only appends the text to
+the files.
+
+Both ends prove they know the key before anything else is read (a challenge
+answered with an HMAC, so the key never crosses the socket), and on Unix each
+checks that the other runs as the same user. A batch is length-prefixed JSON
+of plain strings and numbers: nothing received is ever unpickled or run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import pickle
 import socket
+import stat
 import struct
+import sys
 import threading
 import time
 
@@ -28,14 +36,23 @@ from .sigterm import leave_signals_to_the_main_thread
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 BATCH_RECORDS = 512  # a joined process sends at most this many records at once
 BATCH_BYTES = 256 * 1024
 SEND_TIMEOUT = 30.0  # a send that makes no progress this long gives up
+HELLO_SECONDS = 5.0  # for a peer to prove it knows the key
+MAX_TEXT = 4 * 1024 * 1024  # characters of one record sent; more are cut
+# A batch is at most BATCH_BYTES and one record's text, each character at most
+# 6 bytes in JSON: a larger frame is not a batch, and is never read.
+MAX_FRAME = 6 * (BATCH_BYTES + MAX_TEXT) + 4096
 _HEADER = struct.Struct("!I")
-_TOKEN_BYTES = 16
+_KEY_BYTES = 16
+_MAGIC = b"log-relay-1\n"  # a peer's first bytes: which protocol it speaks
+_NONCE_BYTES = 16
+_MAC_BYTES = 32  # HMAC-SHA256
+_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
 # One entry per record and handler: (handler name, level, logger name, text).
 Entry = tuple[str, int, str, str]
@@ -82,17 +99,11 @@ class Server:
         self.handlers = {h.get_name(): h for h in handlers if h.get_name()}
         self.ranked: dict[tuple[str, int], logging.Handler | None] = {}
         self.touched: set[logging.Handler] = set()  # to flush when idle
-        self.token = os.urandom(_TOKEN_BYTES).hex()
+        self.key = os.urandom(_KEY_BYTES)
         self.directory: str | None = None
-        if hasattr(socket, "AF_UNIX"):
-            self.directory = _private_directory()
-            path = os.path.join(self.directory, "writer.sock")
-            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.listener.bind(path)
-            address = f"unix:{path}:{self.token}"
-        else:
-            self.listener = socket.create_server(("127.0.0.1", 0))
-            address = f"tcp:{self.listener.getsockname()[1]}:{self.token}"
+        self.refused = False  # a peer that is not of this run was turned away
+        self.listener, where = self._listen()
+        address = f"{where}:{self.key.hex()}"
         self.listener.listen(64)
         self.listener.settimeout(0.2)
         self.closing = False
@@ -106,6 +117,30 @@ class Server:
         self.thread = threading.Thread(target=self._accept, name="log-relay")
         self.thread.daemon = True
         self.thread.start()
+
+    def _listen(self) -> tuple[socket.socket, str]:
+        """A listening socket and its address; OSError if none can be made."""
+        if not hasattr(socket, "AF_UNIX"):  # Windows
+            listener = socket.create_server(("127.0.0.1", 0))
+            return listener, f"tcp:{listener.getsockname()[1]}"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            try:
+                self.directory = _private_directory()
+            except OSError:
+                if sys.platform != "linux":
+                    raise
+                # No temporary directory to write in: a name in the abstract
+                # namespace needs none, and vanishes with the socket.
+                name = f"log-{os.urandom(8).hex()}"
+                listener.bind(f"\0{name}")
+                return listener, f"unix:@{name}"
+            path = os.path.join(self.directory, "writer.sock")
+            listener.bind(path)
+        except OSError:
+            listener.close()
+            raise
+        return listener, f"unix:{path}"
 
     def on_thread(self) -> bool:
         current = threading.current_thread()
@@ -141,6 +176,9 @@ class Server:
             if self.closing:
                 connection.close()
                 return
+            if not _same_user(connection):
+                self._refuse(connection, "runs as another user")
+                continue
             connection.settimeout(0.2)
             thread = threading.Thread(
                 target=self._read, args=(connection,), name="log-relay-reader"
@@ -154,23 +192,45 @@ class Server:
         """Queue each whole batch; a peer that dies mid-batch loses only that."""
         leave_signals_to_the_main_thread()
         try:
-            hello = _receive(connection, lambda: self.closing)
-            if not hello or hello[0] != self.token:
+            if not self._authenticate(connection):
+                self._refuse(connection, "does not know this run's key")
                 return
             # Each batch names its rank: a process may learn its rank after it
             # joined (Lightning's ddp_spawn and ddp_fork).
-            while (batch := _receive(connection, lambda: self.closing)) is not None:
-                rank, entries = batch
+            while (body := _receive(connection, lambda: self.closing)) is not None:
+                rank, entries = _parse_batch(body)
                 # Memory stays bounded: a writer that falls behind leaves the
                 # batches in the peers' sockets, and their logging calls wait.
                 while self.records.qsize() > self.most_queued and not self.closing:
                     time.sleep(0.001)
-                self.records.put_nowait(Batch(self, int(rank), entries))
+                self.records.put_nowait(Batch(self, rank, entries))
                 self.received += 1
-        except (OSError, ValueError, pickle.UnpicklingError, EOFError):
+        except (OSError, ValueError):  # gone, or not speaking this protocol
             pass
         finally:
             connection.close()
+
+    def _authenticate(self, connection: socket.socket) -> bool:
+        """Does the peer know the key? Nothing it sends is parsed before."""
+        deadline = time.monotonic() + HELLO_SECONDS
+
+        def give_up() -> bool:
+            return self.closing or time.monotonic() > deadline
+
+        hello = _read_exactly(connection, len(_MAGIC) + _NONCE_BYTES, give_up)
+        if hello is None or not hello.startswith(_MAGIC):
+            return False
+        challenge = os.urandom(_NONCE_BYTES)
+        answer = _mac(self.key, b"owner", hello[len(_MAGIC) :])
+        connection.sendall(challenge + answer)
+        proof = _read_exactly(connection, _MAC_BYTES, give_up)
+        return proof is not None and _equal(proof, _mac(self.key, b"peer", challenge))
+
+    def _refuse(self, connection: socket.socket, why: str) -> None:
+        connection.close()
+        if not self.refused and not self.closing:
+            self.refused = True  # one warning: a flood must not fill the console
+            warn(f"Refused a connection to the log relay: the process {why}")
 
     def close(self, timeout: float = 1.0) -> None:
         """Read what peers already sent, then stop listening.
@@ -220,13 +280,20 @@ class Server:
 
 def _private_directory() -> str:
     """A new directory only its owner can enter, for the socket (tempfile is
-    slow to import). Short: a Unix socket's path must fit in about 100 bytes."""
-    base = os.environ.get("TMPDIR") or "/tmp"
-    if not os.path.isdir(base) or len(base) > 60:
-        base = "/tmp"
-    path = os.path.join(base, f"log-{os.urandom(8).hex()}")
-    os.mkdir(path, 0o700)
-    return path
+    slow to import), in the first temporary directory that can be written.
+    Short: a Unix socket's path must fit in about 100 bytes."""
+    error: OSError = FileNotFoundError("no temporary directory")
+    for base in (os.environ.get("TMPDIR"), "/tmp", "/var/tmp"):
+        if not base or len(base) > 60:
+            continue
+        path = os.path.join(base, f"log-{os.urandom(8).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+        except OSError as failure:
+            error = failure
+            continue
+        return path
+    raise error
 
 
 def _ranked_copy(handler: LogFileHandler, rank: int) -> LogFileHandler | None:
@@ -245,17 +312,39 @@ def _ranked_copy(handler: LogFileHandler, rank: int) -> LogFileHandler | None:
     return copy
 
 
-def _receive(connection: socket.socket, closing: Any) -> Any:
-    """One framed pickle, or None at the end of the stream."""
-    header = _read_exactly(connection, _HEADER.size, closing)
+def _receive(connection: socket.socket, give_up: Callable[[], bool]) -> bytes | None:
+    """One frame's bytes, or None at the end of the stream."""
+    header = _read_exactly(connection, _HEADER.size, give_up)
     if header is None:
         return None
     (size,) = _HEADER.unpack(header)
-    body = _read_exactly(connection, size, closing)
-    return None if body is None else pickle.loads(body)
+    if size > MAX_FRAME:
+        raise ValueError(f"a frame of {size} bytes")
+    return _read_exactly(connection, size, give_up)
 
 
-def _read_exactly(connection: socket.socket, size: int, closing: Any) -> bytes | None:
+def _parse_batch(body: bytes) -> tuple[int, list[Entry]]:
+    """A batch's rank and entries; ValueError if the frame is anything else."""
+    try:
+        rank, entries = json.loads(body)
+        for name, level, logger, text in entries:
+            if not (
+                type(name) is str
+                and type(level) is int
+                and type(logger) is str
+                and type(text) is str
+            ):
+                raise ValueError("not a batch entry")
+    except (TypeError, RecursionError) as error:  # not a list, nested too deep
+        raise ValueError("not a batch") from error
+    if type(rank) is not int or not 0 <= rank < 1 << 31 or type(entries) is not list:
+        raise ValueError("not a batch")
+    return rank, entries
+
+
+def _read_exactly(
+    connection: socket.socket, size: int, give_up: Callable[[], bool]
+) -> bytes | None:
     chunks, missing = [], size
     idle = 0
     while missing:
@@ -263,8 +352,8 @@ def _read_exactly(connection: socket.socket, size: int, closing: Any) -> bytes |
             chunk = connection.recv(min(missing, 1 << 20))
         except TimeoutError:
             idle += 1
-            if closing() and idle > 1:
-                return None  # the owner stops: a silent peer is not waited for
+            if give_up() and idle > 1:
+                return None  # a silent peer is not waited for
             continue
         if not chunk:
             return None
@@ -308,7 +397,7 @@ class Sender(logging.Handler):
                 formatter = handler.formatter or logging.Formatter()
                 key = id(formatter)
                 if key not in texts:
-                    texts[key] = formatter.format(record)
+                    texts[key] = _cut(formatter.format(record))
                 text = texts[key]
                 name = handler.get_name() or ""
                 self.entries.append((name, record.levelno, record.name, text))
@@ -334,8 +423,8 @@ class Sender(logging.Handler):
             return
         try:
             if self.connection is None:  # a forked child connects when it first logs
-                self.connection = connect(self.address, self.rank)
-            _send(self.connection, (self.rank, entries))
+                self.connection = connect(self.address)
+            _send(self.connection, self.rank, entries)
         except OSError as error:
             self.broken = True
             warn(
@@ -352,25 +441,108 @@ class Sender(logging.Handler):
             super().close()
 
 
-def _send(connection: socket.socket, payload: object) -> None:
-    body = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+def _cut(text: str) -> str:
+    if len(text) <= MAX_TEXT:
+        return text
+    return f"{text[:MAX_TEXT]} [{len(text) - MAX_TEXT} more characters not sent]"
+
+
+def _send(connection: socket.socket, rank: int, entries: list[Entry]) -> None:
+    body = json.dumps([rank, entries], separators=(",", ":")).encode("ascii")
     connection.sendall(_HEADER.pack(len(body)) + body)
 
 
-def connect(address: str, rank: int) -> socket.socket:
-    """A new connection to the owner at ``address``; OSError if it is gone."""
+def connect(address: str) -> socket.socket:
+    """A new connection to the owner at ``address``, which proved it knows the
+    run's key; OSError if it is gone or cannot be trusted."""
     kind, _, rest = address.partition(":")
-    where, _, token = rest.rpartition(":")
+    where, _, key = rest.rpartition(":")
+    try:
+        secret = bytes.fromhex(key)
+    except ValueError:
+        secret = b""
+    if len(secret) != _KEY_BYTES:
+        raise OSError(f"not a log writer's address: {address!r}")
     if kind == "unix" and hasattr(socket, "AF_UNIX"):
+        abstract = where.startswith("@")
+        if not abstract:
+            _check_private(where)
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.settimeout(SEND_TIMEOUT)
-        connection.connect(where)
+        connection.settimeout(HELLO_SECONDS)
+        try:
+            connection.connect(f"\0{where[1:]}" if abstract else where)
+            if not _same_user(connection):
+                raise OSError(f"{where} is another user's socket")
+        except OSError:
+            connection.close()
+            raise
     elif kind == "tcp" and where.isdigit():
-        connection = socket.create_connection(("127.0.0.1", int(where)), SEND_TIMEOUT)
+        port = int(where)
+        connection = socket.create_connection(("127.0.0.1", port), HELLO_SECONDS)
     else:
         raise OSError(f"not a log writer's address: {address!r}")
-    _send(connection, (token, rank))
+    try:
+        _prove(connection, secret)
+    except OSError:
+        connection.close()
+        raise
+    connection.settimeout(SEND_TIMEOUT)
     return connection
+
+
+def _prove(connection: socket.socket, key: bytes) -> None:
+    """Both ends show they know ``key``, which never crosses the socket."""
+    nonce = os.urandom(_NONCE_BYTES)
+    connection.sendall(_MAGIC + nonce)
+    reply = b""
+    while len(reply) < _NONCE_BYTES + _MAC_BYTES:
+        chunk = connection.recv(_NONCE_BYTES + _MAC_BYTES - len(reply))
+        if not chunk:
+            break
+        reply += chunk
+    challenge, answer = reply[:_NONCE_BYTES], reply[_NONCE_BYTES:]
+    if len(answer) != _MAC_BYTES or not _equal(answer, _mac(key, b"owner", nonce)):
+        raise OSError("the process there does not know this run's key")
+    connection.sendall(_mac(key, b"peer", challenge))
+
+
+def _mac(key: bytes, role: bytes, nonce: bytes) -> bytes:
+    import hmac  # only where processes join: it loads OpenSSL
+
+    return hmac.digest(key, role + nonce, "sha256")
+
+
+def _equal(a: bytes, b: bytes) -> bool:
+    import hmac
+
+    return hmac.compare_digest(a, b)
+
+
+def _same_user(connection: socket.socket) -> bool:
+    """Does the peer of a Unix socket run as this process's user? True where
+    the platform does not tell (the key still has to be known)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None or connection.family != getattr(socket, "AF_UNIX", None):
+        return True
+    credentials = connection.getsockopt(socket.SOL_SOCKET, option, _CREDENTIALS.size)
+    _, uid, _ = _CREDENTIALS.unpack(credentials)
+    return bool(uid == os.getuid())
+
+
+def _check_private(path: str) -> None:
+    """OSError unless ``path`` is a socket of this user, in a directory that
+    only this user can enter: no other user can have put it there."""
+    if not hasattr(os, "getuid"):
+        return
+    directory = os.path.dirname(path) or "."
+    for name, kind, shared in (
+        (directory, stat.S_ISDIR, 0o077),  # no one else may enter it
+        (path, stat.S_ISSOCK, 0),
+    ):
+        status = os.lstat(name)
+        mode = status.st_mode
+        if not kind(mode) or status.st_uid != os.getuid() or mode & shared:
+            raise OSError(f"{name} is not private to this user")
 
 
 def forked(parent: Sender | Server) -> Sender:

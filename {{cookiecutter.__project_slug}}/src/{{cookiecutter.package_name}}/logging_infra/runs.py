@@ -666,15 +666,24 @@ def _write(run: _Run) -> None:
         json.loads(text)
     except ValueError:  # a mask cut through an escape: mask value by value instead
         text = json.dumps(_masked(run.record), indent=2, ensure_ascii=False)
-    temporary = run.path.with_name(f".{run.path.name}.{os.getpid()}")
+    # A new file of a name no one can guess, never through a link: the log
+    # directory may be one that other users can write in.
+    unique = f"{os.getpid()}.{os.urandom(4).hex()}"
+    temporary = run.path.with_name(f".{run.path.name}.{unique}")
+    created = False
     try:
         make_private_dirs(run.path.parent)  # deleted while the run went on?
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(temporary, flags, FILE_MODE)
+        created = True
         with open(fd, "w", encoding="utf-8") as file:
             file.write(text + "\n")
         os.replace(temporary, run.path)
     except OSError as error:
         logger.warning("Cannot write the run record %s: %s", run.path, error)
+        if created:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 def _masked(value: Any) -> Any:

@@ -298,9 +298,15 @@ def start(
         _owner_pid = os.getpid()
         handlers = root.handlers[:]
         _writer.start(root, None)
-        _writer.server = relay.Server(
-            variable, rank, handlers, _writer.records, environment, QUEUE_SIZE
-        )
+        try:
+            _writer.server = relay.Server(
+                variable, rank, handlers, _writer.records, environment, QUEUE_SIZE
+            )
+        except OSError as error:  # no socket at all: never a reason to fail
+            warn(
+                f"Cannot listen for the processes this one starts ({error}); "
+                "they write log files of their own"
+            )
 
 
 def flush() -> None:

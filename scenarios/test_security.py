@@ -1,0 +1,475 @@
+"""Other users get nothing in: the relay, the writer it joins, shared directories.
+
+The attacks run as another user (uid 65534, ``nobody``), which needs root: CI
+runs as root. Each scenario runs in fresh interpreters with a time limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import logfiles
+from {{ cookiecutter.package_name }} import config
+from {{ cookiecutter.package_name }}.logging_infra import configure, relay
+
+RunPython = Callable[..., subprocess.CompletedProcess[str]]
+SRC_DIR = Path(__file__).resolve().parents[1] / "src"
+WRITER_VARIABLE = configure.writer_variable(config.LOG_DIR_ENV)
+NOBODY = 65534
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+needs_root = pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="the attacker runs as uid 65534: needs root and setpriv (CI runs as root)",
+)
+log = logging.getLogger(__name__)
+
+# Sets up logging in a directory, logs, waits for a line on stdin, logs again.
+# The levels make WARNING records reach info.log and the console whatever the
+# bake's choices; the files go straight into the log directory.
+OWNER = """
+import logging, os, sys
+from {{ cookiecutter.package_name }} import config
+config.RUN_DIRS_KEPT = None
+for name in ("info", "console"):
+    config.LOGGING_CONFIG["handlers"][name]["level"] = "WARNING"
+config.setup_logging(sys.argv[1])
+log = logging.getLogger("owner")
+log.warning("before the attack")
+config.flush_logs()
+print(os.environ[{variable!r}].split(":")[1], flush=True)
+sys.stdin.readline()
+log.warning("after the attack")
+"""
+
+# Connects to the relay at 127.0.0.1:port and sends pickles (which would create
+# ``marker``) and a forged batch: with no key, then claiming to know one.
+ATTACKER = """
+import hashlib, hmac, os, pickle, socket, struct, sys
+port, marker, mode, magic = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+magic = bytes.fromhex(magic)
+
+class Exploit:
+    def __reduce__(self):
+        return (open, (marker, "w"))
+
+def frame(body):
+    return struct.pack("!I", len(body)) + body
+
+exploit = pickle.dumps(Exploit())
+forged = frame(b'[0, [["info", 40, "forger", "FORGED"]]]')
+wrong_key = os.urandom(16)
+with socket.create_connection(("127.0.0.1", port), 5) as connection:
+    hello = exploit if mode == "no key" else pickle.dumps((wrong_key.hex(), Exploit()))
+    connection.sendall(frame(hello) + frame(exploit))
+with socket.create_connection(("127.0.0.1", port), 5) as connection:
+    connection.settimeout(3)
+    connection.sendall(magic + os.urandom(16))
+    try:
+        reply = connection.recv(48)
+        if mode == "wrong key":
+            proof = hmac.digest(wrong_key, b"peer" + reply[:16], "sha256")
+            connection.sendall(proof)
+        connection.sendall(frame(exploit) + forged)
+        connection.recv(1)
+    except OSError:
+        pass
+"""
+
+
+def attacker_python() -> list[str]:
+    """Python, as uid 65534, isolated from this user's files."""
+    return [*AS_NOBODY, sys.executable, "-I", "-c"]
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory every user can write in, as a team's scratch directory."""
+    path = Path(tempfile.mkdtemp(prefix="shared-"))
+    path.chmod(0o777)
+    probe = subprocess.run([*AS_NOBODY, "test", "-w", str(path)], check=False)
+    if probe.returncode != 0:
+        shutil.rmtree(path)
+        pytest.skip(f"uid {NOBODY} cannot reach {path}")
+    yield path
+    shutil.rmtree(path)
+
+
+def python_env(**variables: str) -> dict[str, str]:
+    environ = {**os.environ, **variables}
+    environ.pop(WRITER_VARIABLE, None)
+    environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(SRC_DIR), os.environ.get("PYTHONPATH")])
+    )
+    return environ
+
+
+def messages(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [record.message for record in logfiles.parse(lines, path.name)]
+
+
+@needs_root
+@pytest.mark.parametrize("mode", ["no key", "wrong key"])
+def test_a_peer_without_the_key_gets_nothing_run_on_the_tcp_relay(
+    tmp_path: Path, mode: str
+) -> None:
+    # The relay where there is no AF_UNIX (Windows), forced here; uid 65534
+    # reaches the loopback port as any local user could.
+    marker = tmp_path / "executed"
+    tmp_path.chmod(0o755)  # the marker is not the attacker's to create
+    owner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket\ndel socket.AF_UNIX\n"
+            + OWNER.format(variable=WRITER_VARIABLE),
+            str(tmp_path / "logs"),
+        ],
+        cwd=tmp_path,
+        env=python_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        port = owner.stdout.readline().strip()
+        assert port.isdigit(), owner.communicate(timeout=30)
+        attack = [port, str(marker), mode, relay._MAGIC.hex()]
+        subprocess.run(
+            [*attacker_python(), ATTACKER, *attack], timeout=30, check=True, cwd="/"
+        )
+        _, stderr = owner.communicate("\n", timeout=30)
+    finally:
+        owner.kill()
+        owner.wait()
+
+    assert not marker.exists(), "the owner ran code that a peer sent"
+    assert owner.returncode == 0, stderr
+    assert messages(tmp_path / "logs" / "info.log") == [
+        "before the attack",
+        "after the attack",
+    ]
+    refused = [line for line in stderr.splitlines() if "Refused a connection" in line]
+    assert len(refused) == 1, stderr
+
+
+# A listener of another user's, where a stale or hostile address points: it
+# prints "ready", then how many bytes it received in all.
+LISTENER = """
+import os, signal, socket, sys
+where = sys.argv[1]
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(where.replace("@", "\\0", 1) if where.startswith("@") else where)
+listener.listen(8)
+received = 0
+
+def report(*_):
+    print(received, flush=True)
+    os._exit(0)
+
+signal.signal(signal.SIGTERM, report)
+print("ready", flush=True)
+while True:
+    connection, _ = listener.accept()
+    connection.settimeout(0.5)
+    try:
+        while data := connection.recv(65536):
+            received += len(data)
+    except OSError:
+        pass
+    connection.close()
+print(received, flush=True)
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("where", ["path", "abstract"])
+def test_a_writer_socket_of_another_user_is_never_joined(
+    tmp_path: Path, run_python: RunPython, shared_dir: Path, where: str
+) -> None:
+    if where == "abstract":
+        if sys.platform != "linux":
+            pytest.skip("Linux's abstract socket namespace")
+        address = f"@log-{os.urandom(8).hex()}"
+    else:  # a stale name made again by uid 65534, with the modes the owner used
+        directory = shared_dir / "log-stale"
+        subprocess.run([*AS_NOBODY, "mkdir", "-m", "700", str(directory)], check=True)
+        address = str(directory / "writer.sock")
+    listener = subprocess.Popen(
+        [*attacker_python(), LISTENER, address],
+        cwd="/",
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None
+        assert listener.stdout.readline() == "ready\n"
+        result = run_python(
+            "-c",
+            "import logging\n"
+            "from {{ cookiecutter.package_name }} import config\n"
+            "config.RUN_DIRS_KEPT = None\n"
+            'for name in ("info", "console"):\n'
+            '    config.LOGGING_CONFIG["handlers"][name]["level"] = "WARNING"\n'
+            f"config.setup_logging({str(tmp_path / 'logs')!r})\n"
+            "for number in range(3):\n"
+            "    logging.getLogger('job').warning('record %d', number)\n",
+            env={WRITER_VARIABLE: f"unix:{address}:{os.urandom(16).hex()}"},
+            timeout=30,
+        )
+        listener.terminate()  # it reports what it received
+        received, _ = listener.communicate(timeout=30)
+    finally:
+        listener.kill()
+        listener.wait()
+
+    assert result.returncode == 0, result.stderr
+    assert received.strip() == "0", "the job sent its records to another user"
+    found = messages(tmp_path / "logs" / "info.log")
+    assert found[-3:] == ["record 0", "record 1", "record 2"]
+    warnings = [m for m in found if WRITER_VARIABLE in m]
+    assert len(warnings) == 1, found
+    assert "writes its own log files" in warnings[0]
+    assert result.stderr.count(WRITER_VARIABLE) == 1, result.stderr
+
+
+# A run whose two workers (of a start method, or programs that set up logging
+# themselves) log through the relay.
+WORKERS_RUN = """
+import logging, multiprocessing, subprocess, sys
+from {{ cookiecutter.package_name }} import config
+
+def work(count):
+    for number in range(count):
+        logging.getLogger("worker").warning("worker record %d", number)
+
+def setup(log_dir):
+    config.RUN_DIRS_KEPT = None
+    for name in ("info", "console"):
+        config.LOGGING_CONFIG["handlers"][name]["level"] = "WARNING"
+    config.setup_logging(log_dir)
+
+if __name__ == "__main__" and sys.argv[2] == "program":
+    setup(sys.argv[1] + "-not-used")
+    work(50)
+elif __name__ == "__main__":
+    setup(sys.argv[1])
+    logging.getLogger("owner").warning("owner record")
+    if sys.argv[2] == "programs":
+        program = [sys.executable, __file__, sys.argv[1], "program"]
+        for _ in range(2):
+            subprocess.run(program, check=True)
+    else:
+        context = multiprocessing.get_context(sys.argv[2])
+        with context.Pool(2, initializer=config.worker_logging()) as pool:
+            pool.map(work, [50, 50])
+"""
+
+
+def assert_one_run_of_every_record(log_dir: Path, stderr: str) -> None:
+    found = messages(log_dir / "info.log")
+    expected = ["owner record"] + [f"worker record {n}" for n in range(50)] * 2
+    assert sorted(found) == sorted(expected), stderr
+    files = sorted(path.name for path in log_dir.glob("*.log*"))
+    assert files == ["error.log", "info.log"]  # none of a worker's own
+    assert not log_dir.with_name(log_dir.name + "-not-used").exists()
+    assert "Traceback" not in stderr, stderr
+
+
+@needs_root
+def test_an_unwritable_tmpdir_moves_the_relay_and_breaks_nothing(
+    shared_dir: Path,
+) -> None:
+    # As uid 65534, with TMPDIR a directory it cannot write in.
+    starts = "import subprocess, sys; subprocess.run([sys.executable, '-V'])"
+    probe = subprocess.run([*AS_NOBODY, sys.executable, "-c", starts], check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"uid {NOBODY} cannot start {sys.executable}")
+    tmpdir = shared_dir / "tmp"
+    tmpdir.mkdir(mode=0o755)
+    source = shared_dir / "src"
+    shutil.copytree(SRC_DIR, source)
+    script = shared_dir / "run.py"
+    script.write_text(WORKERS_RUN, "utf-8")
+    log_dir = shared_dir / "logs"
+    result = subprocess.run(
+        [*AS_NOBODY, sys.executable, str(script), str(log_dir), "programs"],
+        cwd=shared_dir,
+        env={**python_env(TMPDIR=str(tmpdir)), "PYTHONPATH": str(source)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert_one_run_of_every_record(log_dir, result.stderr)
+    assert "logging:" not in result.stderr  # the relay lived elsewhere, silently
+    assert list(tmpdir.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux's abstract namespace")
+def test_a_read_only_tmp_puts_the_relay_in_the_abstract_namespace(
+    tmp_path: Path,
+) -> None:
+    # A container with a read-only root: /tmp (and /var/tmp) cannot be written,
+    # the log directory can. Needs a mount namespace of our own.
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    script = tmp_path / "run.py"
+    script.write_text(WORKERS_RUN, "utf-8")
+    mounts = " && ".join(
+        [
+            "mount --bind /tmp /tmp",
+            f"mount --bind {log_dir} {log_dir}",  # stays writable
+            "mount -o remount,bind,ro /tmp",
+            "(! test -d /var/tmp || (mount --bind /var/tmp /var/tmp"
+            " && mount -o remount,bind,ro /var/tmp))",
+            "! test -w /tmp",
+            'exec "$@"',
+        ]
+    )
+    command = ["unshare", "-m", "sh", "-c", mounts, "sh"]
+    probe = subprocess.run([*command, "true"], capture_output=True, check=False)
+    if probe.returncode != 0 or shutil.which("unshare") is None:
+        pytest.skip("cannot make /tmp read-only here: needs root and mount namespaces")
+    result = subprocess.run(
+        [*command, sys.executable, str(script), str(log_dir), "spawn"],
+        cwd=tmp_path,
+        env=python_env(TMPDIR="/tmp"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert_one_run_of_every_record(log_dir, result.stderr)
+    assert "logging:" not in result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
+def test_no_socket_at_all_warns_once_and_the_process_writes_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No Unix socket, and loopback refused.
+    def fails(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.delattr(socket, "AF_UNIX")  # as on Windows, with no loopback
+    monkeypatch.setattr(socket, "create_server", fails)
+    monkeypatch.setitem(config.LOGGING_CONFIG["handlers"]["info"], "level", "WARNING")
+    (tmp_path / "logs").mkdir()
+
+    config.setup_logging(tmp_path / "logs")
+    log.warning("still written")
+    config.flush_logs()
+
+    assert messages(tmp_path / "logs" / "info.log") == ["still written"]
+    console = capsys.readouterr().err.splitlines()
+    warnings = [line for line in console if "listen" in line]
+    assert warnings == [
+        "logging: Cannot listen for the processes this one starts ([Errno 13] "
+        "Permission denied); they write log files of their own"
+    ]
+    assert WRITER_VARIABLE not in os.environ
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_run_through_the_tcp_relay_keeps_every_record(
+    tmp_path: Path, run_python: RunPython, method: str
+) -> None:
+    # Where there is no AF_UNIX (Windows): removed before the package is
+    # imported. Spawned workers have it, and still join over TCP.
+    script = tmp_path / "run.py"
+    script.write_text("import socket\ndel socket.AF_UNIX\n" + WORKERS_RUN, "utf-8")
+    result = run_python(str(script), str(tmp_path / "logs"), method, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    assert_one_run_of_every_record(tmp_path / "logs", result.stderr)
+
+
+@needs_root
+def test_a_planted_link_at_the_run_record_s_temporary_name_is_never_followed(
+    shared_dir: Path,
+) -> None:
+    # uid 65534 made the runs directory of a shared log directory, and plants
+    # a link where the record's temporary file would be.
+    victim = shared_dir / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o644)
+    log_dir = shared_dir / "logs"
+    runs = log_dir / "runs"
+    subprocess.run([*AS_NOBODY, "mkdir", "-m", "777", "-p", str(runs)], check=True)
+    script = (
+        "import os, sys\n"
+        "print(os.getpid(), flush=True)\n"
+        "sys.stdin.readline()\n" + OWNER.format(variable=WRITER_VARIABLE)
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script, str(log_dir)],
+        cwd=shared_dir,
+        env=python_env(**{config.RUN_ID_ENV: "shared-run"}),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        pid = owner.stdout.readline().strip()
+        planted = log_dir / "runs" / f".shared-run.json.{pid}"
+        subprocess.run([*AS_NOBODY, "ln", "-s", str(victim), str(planted)], check=True)
+        _, stderr = owner.communicate("\n\n", timeout=30)
+    finally:
+        owner.kill()
+        owner.wait()
+
+    assert owner.returncode == 0, stderr
+    assert victim.read_text() == "precious\n"
+    assert planted.is_symlink()
+    record = (log_dir / "runs" / "shared-run.json").read_text("utf-8")
+    assert '"run_id": "shared-run"' in record
+    assert [p.name for p in (log_dir / "runs").iterdir() if p != planted] == [
+        "shared-run.json"
+    ]
+
+
+@needs_root
+@pytest.mark.parametrize("name", ["info", "error"])
+def test_a_log_file_of_another_user_is_never_appended_to(
+    shared_dir: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # uid 65534 made the file first, readable and writable by all.
+    planted = shared_dir / f"{name}.log"
+    subprocess.run(
+        [*AS_NOBODY, "sh", "-c", f"echo planted > {planted} && chmod 666 {planted}"],
+        check=True,
+    )
+
+    config.setup_logging(shared_dir)
+    log.error("a secret of root's")
+    config.flush_logs()
+
+    assert planted.read_text() == "planted\n"
+    ours = shared_dir / f"{name}.uid0.log"
+    assert messages(ours)[-1] == "a secret of root's"
+    assert ours.stat().st_uid == os.getuid()
+    assert ours.stat().st_mode & 0o777 == 0o600
+    warnings = [
+        line for line in capsys.readouterr().err.splitlines() if "another user" in line
+    ]
+    assert warnings == [
+        f"logging: {planted} belongs to another user (uid {NOBODY}) or is a link "
+        f"to another file: writing {ours} instead"
+    ]
