@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import {{ cookiecutter.package_name }}
 import {{ cookiecutter.package_name }}.logging_infra.console as console
 from {{ cookiecutter.package_name }} import config
 from {{ cookiecutter.package_name }}.logging_infra import writer
@@ -44,6 +45,7 @@ def record(message: str) -> logging.LogRecord:
 
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
+PACKAGE = {{ cookiecutter.package_name }}.__name__
 
 
 def test_lines_go_to_standard_error_as_it_is_when_they_are_written(
@@ -207,7 +209,7 @@ def test_rich_at_80_columns_keeps_paths_whole_and_the_text_uncoloured(
     tmp_path: Path,
 ) -> None:
     pyte = pytest.importorskip("pyte")
-    output = demo_on_a_terminal(tmp_path, columns=80)
+    output = on_a_terminal(tmp_path, 80, "-m", PACKAGE, "--epochs", "2")
     screen = pyte.Screen(80, 40)
     pyte.ByteStream(screen).feed(output)
     rows = [row.rstrip() for row in screen.display if row.strip()]
@@ -222,8 +224,30 @@ def test_rich_at_80_columns_keeps_paths_whole_and_the_text_uncoloured(
     assert re.search(rb"epoch 1/2 valid_loss=\d+\.\d{4} ", output), output
 
 
-def demo_on_a_terminal(tmp_path: Path, columns: int) -> bytes:
-    """Run the demo with its console on a pseudo-terminal; return what it drew."""
+def test_rich_writes_a_traceback_under_its_line_at_full_width(tmp_path: Path) -> None:
+    pyte = pytest.importorskip("pyte")
+    script = tmp_path / "job.py"
+    script.write_text(
+        f"import {config.__name__} as config\n"
+        "config.setup_logging()\n"
+        "def load_batch():\n"
+        "    raise ValueError('bad batch')\n"
+        "load_batch()\n",
+        encoding="utf-8",
+    )
+    frame = f'  File "{script}", line 4, in load_batch'
+    columns = max(80, len(frame) + 1)  # wider than Rich's message column
+    screen = pyte.Screen(columns, 40)
+    pyte.ByteStream(screen).feed(on_a_terminal(tmp_path, columns, "job.py", code=1))
+    rows = [row.rstrip() for row in screen.display if row.strip()]
+
+    assert "CRITICAL Uncaught exception" in rows[0], rows
+    assert frame in rows, rows  # whole, on a row of its own
+    assert rows[-1] == "ValueError: bad batch", rows
+
+
+def on_a_terminal(tmp_path: Path, columns: int, *args: str, code: int = 0) -> bytes:
+    """Run Python with its console on a pseudo-terminal; return what it drew."""
     import fcntl
     import pty
     import struct
@@ -237,7 +261,7 @@ def demo_on_a_terminal(tmp_path: Path, columns: int) -> bytes:
     env[config.LOG_LEVEL_ENV] = "INFO"
     env["PYTHONPATH"] = str(Path(config.__file__).resolve().parents[1])
     process = subprocess.Popen(
-        [sys.executable, "-m", config.__name__.rpartition(".")[0], "--epochs", "2"],
+        [sys.executable, *args],
         cwd=tmp_path,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -248,7 +272,7 @@ def demo_on_a_terminal(tmp_path: Path, columns: int) -> bytes:
     output = b""
     while chunk := read_or_nothing(main):
         output += chunk
-    assert process.wait(timeout=60) == 0, output
+    assert process.wait(timeout=60) == code, output
     os.close(main)
     return output
 

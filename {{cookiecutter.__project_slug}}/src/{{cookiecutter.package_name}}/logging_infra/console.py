@@ -33,8 +33,27 @@ def console_handler(stream: TextIO) -> logging.Handler:
     from rich.console import Console
     from rich.highlighter import NullHighlighter
     from rich.logging import RichHandler
+    from rich.text import Text
 
-    return RichHandler(
+    class TracebackBelowHandler(RichHandler):
+        """Rich's handler, which writes a traceback under its record's line at the
+        terminal's full width: no file path of it is folded into the message column."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if not (record.exc_info or record.exc_text or record.stack_info):
+                super().emit(record)
+                return
+            try:
+                text = self.format(record)  # message, traceback and stack, escaped
+                line = logging.makeLogRecord(vars(record))  # a copy: others read it
+                line.exc_info, line.exc_text, line.stack_info = None, None, None
+                below = text[len(self.format(line)) + 1 :]
+                super().emit(line)
+                self.console.print(Text(below), soft_wrap=True)
+            except Exception:
+                self.handleError(record)
+
+    return TracebackBelowHandler(
         console=Console(file=cast("TextIO", ConsoleStream(stream)), highlight=False),
         # Messages are text: "[red]" stays as it is, and no number, path or
         # keyword of a message gets a colour of its own.
