@@ -6,13 +6,17 @@ runs as root. Each scenario runs in fresh interpreters with a time limit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import pickle
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,12 +55,21 @@ sys.stdin.readline()
 log.warning("after the attack")
 """
 
-# Connects to the relay at 127.0.0.1:port and sends pickles (which would create
-# ``marker``) and a forged batch: with no key, then claiming to know one.
+# Connects to the relay (a loopback port, or @name in the abstract namespace)
+# and sends pickles (which would create ``marker``) and a forged batch: with no
+# key, then claiming to know one.
 ATTACKER = """
-import hashlib, hmac, os, pickle, socket, struct, sys
-port, marker, mode, magic = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+import hmac, os, pickle, socket, struct, sys
+where, marker, mode, magic = sys.argv[1:]
 magic = bytes.fromhex(magic)
+
+def connect():
+    if where.startswith("@"):
+        connection = socket.socket(socket.AF_UNIX)
+        connection.settimeout(5)
+        connection.connect("\\0" + where[1:])
+        return connection
+    return socket.create_connection(("127.0.0.1", int(where)), 5)
 
 class Exploit:
     def __reduce__(self):
@@ -68,21 +81,25 @@ def frame(body):
 exploit = pickle.dumps(Exploit())
 forged = frame(b'[0, [["info", 40, "forger", "FORGED"]]]')
 wrong_key = os.urandom(16)
-with socket.create_connection(("127.0.0.1", port), 5) as connection:
-    hello = exploit if mode == "no key" else pickle.dumps((wrong_key.hex(), Exploit()))
-    connection.sendall(frame(hello) + frame(exploit))
-with socket.create_connection(("127.0.0.1", port), 5) as connection:
-    connection.settimeout(3)
-    connection.sendall(magic + os.urandom(16))
-    try:
+if mode == "wrong key":  # as the relay's first frame was: (key, rank)
+    exploit = pickle.dumps((wrong_key.hex(), Exploit()))
+try:
+    with connect() as connection:
+        connection.sendall(frame(exploit) + frame(exploit))
+except OSError:  # refused at once
+    pass
+try:
+    with connect() as connection:
+        connection.settimeout(3)
+        connection.sendall(magic + os.urandom(16))
         reply = connection.recv(48)
         if mode == "wrong key":
             proof = hmac.digest(wrong_key, b"peer" + reply[:16], "sha256")
             connection.sendall(proof)
         connection.sendall(frame(exploit) + forged)
         connection.recv(1)
-    except OSError:
-        pass
+except OSError:
+    pass
 """
 
 
@@ -118,23 +135,14 @@ def messages(path: Path) -> list[str]:
     return [record.message for record in logfiles.parse(lines, path.name)]
 
 
-@needs_root
-@pytest.mark.parametrize("mode", ["no key", "wrong key"])
-def test_a_peer_without_the_key_gets_nothing_run_on_the_tcp_relay(
-    tmp_path: Path, mode: str
-) -> None:
-    # The relay where there is no AF_UNIX (Windows), forced here; uid 65534
-    # reaches the loopback port as any local user could.
+def attack(tmp_path: Path, prefix: list[str], code: str, mode: str) -> str:
+    """Run OWNER after ``code`` (behind ``prefix``), attack its relay as uid
+    65534 in ``mode``; its standard error, once it ended well and unharmed."""
     marker = tmp_path / "executed"
     tmp_path.chmod(0o755)  # the marker is not the attacker's to create
+    script = code + OWNER.format(variable=WRITER_VARIABLE)
     owner = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import socket\ndel socket.AF_UNIX\n"
-            + OWNER.format(variable=WRITER_VARIABLE),
-            str(tmp_path / "logs"),
-        ],
+        [*prefix, sys.executable, "-c", script, str(tmp_path / "logs")],
         cwd=tmp_path,
         env=python_env(),
         stdin=subprocess.PIPE,
@@ -144,11 +152,11 @@ def test_a_peer_without_the_key_gets_nothing_run_on_the_tcp_relay(
     )
     try:
         assert owner.stdout is not None
-        port = owner.stdout.readline().strip()
-        assert port.isdigit(), owner.communicate(timeout=30)
-        attack = [port, str(marker), mode, relay._MAGIC.hex()]
+        where = owner.stdout.readline().strip()
+        assert where, owner.communicate(timeout=30)
+        arguments = [where, str(marker), mode, relay._MAGIC.hex()]
         subprocess.run(
-            [*attacker_python(), ATTACKER, *attack], timeout=30, check=True, cwd="/"
+            [*attacker_python(), ATTACKER, *arguments], timeout=30, check=True, cwd="/"
         )
         _, stderr = owner.communicate("\n", timeout=30)
     finally:
@@ -161,8 +169,80 @@ def test_a_peer_without_the_key_gets_nothing_run_on_the_tcp_relay(
         "before the attack",
         "after the attack",
     ]
-    refused = [line for line in stderr.splitlines() if "Refused a connection" in line]
-    assert len(refused) == 1, stderr
+    return stderr
+
+
+def refusals(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "Refused a connection" in line]
+
+
+@needs_root
+@pytest.mark.parametrize("mode", ["no key", "wrong key"])
+def test_a_peer_without_the_key_gets_nothing_run_on_the_tcp_relay(
+    tmp_path: Path, mode: str
+) -> None:
+    # The relay where there is no AF_UNIX (Windows), forced here; uid 65534
+    # reaches the loopback port as any local user could.
+    stderr = attack(tmp_path, [], "import socket\ndel socket.AF_UNIX\n", mode)
+
+    assert refusals(stderr) == [
+        "logging: Refused a connection to the log relay: the process does not "
+        "know this run's key"
+    ]
+
+
+@needs_root
+def test_a_peer_of_another_user_is_refused_on_the_abstract_socket(
+    tmp_path: Path, read_only_tmp: list[str]
+) -> None:
+    # Any user may connect to a name in the abstract namespace: the owner
+    # reads nothing from one that runs as another user.
+    stderr = attack(tmp_path, read_only_tmp, "", "no key")
+
+    assert refusals(stderr) == [
+        "logging: Refused a connection to the log relay: the process runs as "
+        "another user"
+    ]
+
+
+def test_a_joined_peer_s_bad_frames_close_only_its_own_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A peer that knows the key (this process, here) but sends what is not a
+    # batch: too long, not JSON, a pickle, nested too deep, fields of the wrong
+    # types. The owner reads none of it and goes on.
+    monkeypatch.setitem(config.LOGGING_CONFIG["handlers"]["info"], "level", "WARNING")
+    config.setup_logging(tmp_path)
+    address = os.environ[WRITER_VARIABLE]
+
+    def frame(body: bytes) -> bytes:
+        return struct.pack("!I", len(body)) + body
+
+    bad = [
+        struct.pack("!I", relay.MAX_FRAME + 1),
+        frame(b"not json"),
+        frame(pickle.dumps((0, [("info", 30, "peer", "pickled")]))),
+        frame(b"[" * 100_000 + b"]" * 100_000),
+        frame(b'[0, [["info", "30", "peer", "level as text"]]]'),
+        frame(b'{"0": [["info", 30, "peer", "an object"]]}'),
+    ]
+    for data in bad:
+        with relay.connect(address) as connection:
+            connection.sendall(data)
+            with contextlib.suppress(ConnectionResetError):  # or reset
+                assert connection.recv(1) == b""  # closed by the owner
+    with relay.connect(address) as connection:
+        connection.sendall(frame(b'[0, [["info", 30, "peer", "a plain batch"]]]'))
+    log.warning("the owner goes on")
+    deadline = time.monotonic() + 10
+    while "a plain batch" not in (lines := (tmp_path / "info.log").read_text()):
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.01)
+    config.flush_logs()
+
+    lines = (tmp_path / "info.log").read_text().splitlines()
+    assert len(lines) == 2 and "a plain batch" in lines, lines
+    assert any("the owner goes on" in line for line in lines), lines
 
 
 # A listener of another user's, where a stale or hostile address points: it
@@ -319,16 +399,15 @@ def test_an_unwritable_tmpdir_moves_the_relay_and_breaks_nothing(
     assert list(tmpdir.iterdir()) == []
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="Linux's abstract namespace")
-def test_a_read_only_tmp_puts_the_relay_in_the_abstract_namespace(
-    tmp_path: Path,
-) -> None:
-    # A container with a read-only root: /tmp (and /var/tmp) cannot be written,
-    # the log directory can. Needs a mount namespace of our own.
+@pytest.fixture
+def read_only_tmp(tmp_path: Path) -> list[str]:
+    """A command prefix: as in a container with a read-only root, /tmp (and
+    /var/tmp) cannot be written; tmp_path/logs can. Needs Linux, root and a
+    mount namespace of our own."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        pytest.skip("Linux's mount namespaces and abstract socket namespace")
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
-    script = tmp_path / "run.py"
-    script.write_text(WORKERS_RUN, "utf-8")
     mounts = " && ".join(
         [
             "mount --bind /tmp /tmp",
@@ -342,10 +421,19 @@ def test_a_read_only_tmp_puts_the_relay_in_the_abstract_namespace(
     )
     command = ["unshare", "-m", "sh", "-c", mounts, "sh"]
     probe = subprocess.run([*command, "true"], capture_output=True, check=False)
-    if probe.returncode != 0 or shutil.which("unshare") is None:
+    if probe.returncode != 0:
         pytest.skip("cannot make /tmp read-only here: needs root and mount namespaces")
+    return command
+
+
+def test_a_read_only_tmp_puts_the_relay_in_the_abstract_namespace(
+    tmp_path: Path, read_only_tmp: list[str]
+) -> None:
+    log_dir = tmp_path / "logs"
+    script = tmp_path / "run.py"
+    script.write_text(WORKERS_RUN, "utf-8")
     result = subprocess.run(
-        [*command, sys.executable, str(script), str(log_dir), "spawn"],
+        [*read_only_tmp, sys.executable, str(script), str(log_dir), "spawn"],
         cwd=tmp_path,
         env=python_env(TMPDIR="/tmp"),
         capture_output=True,
