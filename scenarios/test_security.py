@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -243,6 +244,32 @@ def test_a_joined_peer_s_bad_frames_close_only_its_own_connection(
     lines = (tmp_path / "info.log").read_text().splitlines()
     assert len(lines) == 2 and "a plain batch" in lines, lines
     assert any("the owner goes on" in line for line in lines), lines
+
+
+def test_silent_strangers_hold_a_bounded_number_of_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On loopback TCP any local user may connect and say nothing.
+    monkeypatch.delattr(socket, "AF_UNIX")
+    config.setup_logging(tmp_path)
+    address = os.environ[WRITER_VARIABLE]
+    port = int(address.split(":")[1])
+
+    strangers = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
+    time.sleep(0.5)
+    readers = [t for t in threading.enumerate() if t.name == "log-relay-reader"]
+    for stranger in strangers:
+        stranger.close()
+
+    assert len(readers) <= relay.HANDSHAKES
+    deadline = time.monotonic() + 10
+    while True:  # the strangers' places free up as their connections end
+        try:
+            relay.connect(address).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "no room again for a peer"
+            time.sleep(0.05)
 
 
 # A listener of another user's, where a stale or hostile address points: it

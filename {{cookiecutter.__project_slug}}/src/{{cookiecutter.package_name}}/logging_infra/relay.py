@@ -43,7 +43,8 @@ BATCH_RECORDS = 512  # a joined process sends at most this many records at once
 BATCH_BYTES = 256 * 1024
 SEND_TIMEOUT = 30.0  # a send that makes no progress this long gives up
 HELLO_SECONDS = 5.0  # for a peer to prove it knows the key
-MAX_TEXT = 4 * 1024 * 1024  # characters of one record sent; more are cut
+HANDSHAKES = 64  # peers proving it at once; more are turned away meanwhile
+MAX_TEXT = 16 * 1024 * 1024  # characters of one record sent; more are cut
 # A batch is at most BATCH_BYTES and one record's text, each character at most
 # 6 bytes in JSON: a larger frame is not a batch, and is never read.
 MAX_FRAME = 6 * (BATCH_BYTES + MAX_TEXT) + 4096
@@ -102,6 +103,7 @@ class Server:
         self.key = os.urandom(_KEY_BYTES)
         self.directory: str | None = None
         self.refused = False  # a peer that is not of this run was turned away
+        self.handshakes = threading.BoundedSemaphore(HANDSHAKES)
         self.listener, where = self._listen()
         address = f"{where}:{self.key.hex()}"
         self.listener.listen(64)
@@ -179,6 +181,9 @@ class Server:
             if not _same_user(connection):
                 self._refuse(connection, "runs as another user")
                 continue
+            if not self.handshakes.acquire(blocking=False):  # a flood of strangers
+                connection.close()
+                continue
             connection.settimeout(0.2)
             thread = threading.Thread(
                 target=self._read, args=(connection,), name="log-relay-reader"
@@ -192,7 +197,11 @@ class Server:
         """Queue each whole batch; a peer that dies mid-batch loses only that."""
         leave_signals_to_the_main_thread()
         try:
-            if not self._authenticate(connection):
+            try:
+                known = self._authenticate(connection)
+            finally:
+                self.handshakes.release()
+            if not known:
                 self._refuse(connection, "does not know this run's key")
                 return
             # Each batch names its rank: a process may learn its rank after it
@@ -524,7 +533,12 @@ def _same_user(connection: socket.socket) -> bool:
     option = getattr(socket, "SO_PEERCRED", None)
     if option is None or connection.family != getattr(socket, "AF_UNIX", None):
         return True
-    credentials = connection.getsockopt(socket.SOL_SOCKET, option, _CREDENTIALS.size)
+    try:
+        credentials = connection.getsockopt(
+            socket.SOL_SOCKET, option, _CREDENTIALS.size
+        )
+    except OSError:
+        return False
     _, uid, _ = _CREDENTIALS.unpack(credentials)
     return bool(uid == os.getuid())
 
