@@ -286,6 +286,44 @@ def test_a_sweep_of_twenty_short_runs_beside_a_long_one(tmp_path: Path) -> None:
     sweep(tmp_path, kept=20, short_runs=20)
 
 
+def old_run(
+    log_dir: Path, name: str, marker: str, record: dict[str, Any] | None
+) -> Path:
+    """A run directory as an earlier run left it, an hour ago."""
+    directory = log_dir / name
+    directory.mkdir(parents=True)
+    (directory / "info.log").write_text("INFO old\n")
+    if record is not None:
+        (directory / "run.json").write_text(json.dumps({"run_id": name, **record}))
+    (directory / runs.MARKER).write_text(marker)
+    os.utime(directory / runs.MARKER, (time.time() - 3600,) * 2)
+    return directory
+
+
+def test_a_run_of_another_host_is_kept_until_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locks of some cluster file systems (BeeGFS, Lustre with localflock) do not
+    reach other nodes: a run of another host is judged by its record only."""
+    elsewhere = {"status": "running", "host": "node-elsewhere", "pid": os.getpid()}
+    running = old_run(tmp_path, "20200101-000000-000-aaaaaa", "", elsewhere)
+    # Of this host, its process gone: pid 2**22 + 1 is above Linux's limit.
+    here = {**elsewhere, "host": context.host_name(), "pid": 2**22 + 1}
+    here["process_start"] = "x/1"
+    vanished = old_run(tmp_path, "20200101-000001-000-bbbbbb", "", here)
+    # No record (a node's directory, or a run killed as it started): the marker
+    # names its process.
+    marker = f"host {context.host_name()}\npid {2**22 + 1}\nprocess_start x/1\n"
+    bare = old_run(tmp_path, "20200101-000002-000-cccccc", marker, None)
+    monkeypatch.setattr(config, "RUN_DIRS_KEPT", 1)
+
+    config.setup_logging(tmp_path)
+
+    assert json.loads((running / "run.json").read_text())["status"] == "running"
+    assert (running / "info.log").is_file()
+    assert not vanished.exists() and not bare.exists()
+
+
 USER_FILES = """
 latest = log_dir.parent / "latest"
 (latest / "model.ckpt").write_text("weights")

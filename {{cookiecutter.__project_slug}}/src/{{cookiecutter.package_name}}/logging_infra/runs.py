@@ -5,17 +5,30 @@ With run directories (``config.RUN_DIRS_KEPT`` set), each run writes into
 rank 0 removes the oldest marked directories beyond the number kept and points
 ``<log dir>/latest`` at the new one. Rank 0 writes the run record, ``run.json``
 (in the run directory, else ``<log dir>/runs/<run id>.json``): what ran, on which
-commit and machine, with which arguments; the end of the run completes it:
-finished (exit code 0), failed (the code of ``sys.exit()``, 1 for an exception),
-interrupted (130, Ctrl+C) or terminated (SIGTERM, written before the process
-dies). To learn the code that ``sys.exit()`` was given, which the interpreter
-tells no exit hook, the run's first process wraps ``sys.exit``.
+commit and machine, with which arguments; the end of the run completes it.
+
+Its ``status``, with ``exit_code`` as a shell would report it:
+
+- ``running``: set up, not ended (or ended in a way no one has noticed yet);
+- ``finished`` (0): ran to its end, or ``sys.exit(0)``;
+- ``failed``: an uncaught exception (1, with ``error``), or ``sys.exit(n)`` (n;
+  ``sys.exit("message")``: 1, with the message as ``error``). To learn the code
+  of ``sys.exit()``, which the interpreter tells no exit hook, the run's first
+  process wraps ``sys.exit``; one caught, or called in a thread, does not count;
+- ``interrupted`` (130): Ctrl+C, an uncaught KeyboardInterrupt;
+- ``terminated`` (143, with ``signal``): SIGTERM, as a scheduler ends a job at its
+  time limit or on preemption; written before the process dies;
+- ``exited`` (null): a ``raise SystemExit(n)`` outside the entry point, whose
+  code the interpreter keeps to itself;
+- ``vanished`` (null, with ``noticed`` and ``noticed_by``): the process died
+  without a word (SIGKILL, ``os._exit()``, the out-of-memory killer, a power
+  cut), as the next run to set up noticed.
 
 A run is alive while one of its processes holds a lock on its marker (shared
-layout: on ``runs/.<run id>.running``). Set-up never removes a live run, and
-marks a run that ended without a word (SIGKILL, ``os._exit()``, the OOM killer)
-as vanished. It removes only the files that logging wrote: a run directory with
-files of yours stays, without its marker.
+layout: on ``runs/.<run id>.running``); where locks do not work, while its
+process id and start time still match. Set-up never removes a live run, nor a
+file that logging did not write: a run directory with files of yours (a
+checkpoint) stays, without its marker, and a warning says what was kept.
 """
 
 from __future__ import annotations
@@ -107,9 +120,10 @@ def run_directory(base: Path, run: RunContext, keep: int, notes: list[str]) -> P
     except FileExistsError:
         fd = _open_marker(directory / MARKER)
     else:
-        os.write(fd, f"Run directory of {PACKAGE}: set-up may remove it.\n".encode())
+        text = f"Run directory of {PACKAGE}: set-up may remove it.\n{_identity()}"
+        os.write(fd, text.encode())
     if fd is not None:  # held while this process lives: set-up leaves the run be
-        _hold(fd, shared=True)
+        _hold(fd)
     previous, _marker_fd = _marker_fd, fd
     if run.rank == 0:
         _remove_old_runs(base, keep, directory, notes)
@@ -141,10 +155,12 @@ def _open_marker(path: Path, flags: int = os.O_RDONLY) -> int | None:
         return None
 
 
-def _hold(fd: int, shared: bool) -> None:
+def _hold(fd: int) -> None:
+    """Lock, shared: every process of the run holds it while it lives; set-up
+    takes it (exclusive) only from a run that is over."""
     if flock is not None:
         with contextlib.suppress(OSError):  # a file system without locks
-            flock(fd, LOCK_SH if shared else LOCK_EX)
+            flock(fd, LOCK_SH)
 
 
 def _remove_old_runs(base: Path, keep: int, current: Path, notes: list[str]) -> None:
@@ -186,25 +202,65 @@ def _remove_old_runs(base: Path, keep: int, current: Path, notes: list[str]) -> 
 
 @contextlib.contextmanager
 def _unless_alive(lock: Path, record: Path) -> Iterator[bool]:
-    """True (with the run's lock taken) if no process of the run is alive."""
+    """True (with the run's lock taken, where locks work) if the run is over:
+    no process holds its lock, and its record says it ended or its process on
+    this host is gone. Another host's run counts as alive until it ends: some
+    cluster file systems keep a lock to the node that took it."""
     fd = _open_marker(lock)
     if fd is None:
         yield False  # gone meanwhile, or not ours to judge
         return
     try:
-        if flock is None:
-            yield not _process_alive(_read(record))
-            return
-        try:
-            flock(fd, LOCK_EX | LOCK_NB)
-        except BlockingIOError:
-            yield False  # a process of the run holds it
-        except OSError:  # a file system without locks: the process's id, if here
-            yield not _process_alive(_read(record))
-        else:
-            yield True
+        taken = _try_lock(fd)
+        yield taken is not False and not _alive(_read(record), fd, taken)
     finally:
         os.close(fd)
+
+
+def _try_lock(fd: int) -> bool | None:
+    """Take the lock: False if a process holds it, None if locks do not work."""
+    if flock is None:
+        return None
+    try:
+        flock(fd, LOCK_EX | LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # a file system without locks
+        return None
+    return True
+
+
+def _alive(record: dict[str, Any] | None, lock_fd: int, taken: bool | None) -> bool:
+    """Is a run whose lock no process holds (or who knows) alive all the same?"""
+    if record is not None and record.get("status", "running") != "running":
+        return False  # it ended
+    owner = record if record and record.get("pid") else _owner(lock_fd)
+    if owner is None:  # neither record nor owner: a lock taken decides
+        return not taken
+    if owner.get("host") != host_name():
+        return True
+    try:
+        pid = int(owner["pid"])
+    except (TypeError, ValueError):
+        return True
+    return _process_alive(pid, owner.get("process_start"))
+
+
+def _identity() -> str:
+    """Who holds a marker or lock file, for where locks do not work."""
+    pid = os.getpid()
+    return f"host {host_name()}\npid {pid}\nprocess_start {_process_start(pid)}\n"
+
+
+def _owner(fd: int) -> dict[str, str] | None:
+    """The identity written in a marker or lock file, if any."""
+    try:
+        text = os.pread(fd, 4096, 0) if hasattr(os, "pread") else os.read(fd, 4096)
+    except OSError:
+        return None
+    lines = text.decode("utf-8", "replace").splitlines()
+    owner = dict(line.partition(" ")[::2] for line in lines if " " in line)
+    return owner if "pid" in owner and "host" in owner else None
 
 
 def _remove_run(directory: Path) -> list[str]:
@@ -259,19 +315,14 @@ def _read(path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _process_alive(record: dict[str, Any] | None) -> bool:
-    """Where locks do not work: is the run that wrote the record alive? A run
-    that ended is not; unknown (no record, another host, Windows) counts as alive."""
-    if record is not None and record.get("status", "running") != "running":
-        return False
-    if not record or record.get("host") != host_name() or not record.get("pid"):
-        return True
-    pid = int(record["pid"])
+def _process_alive(pid: int, started: object) -> bool:
+    """Is the process of this host that wrote ``started`` alive? Unknown (Windows)
+    counts as alive."""
     if sys.platform == "win32":
         return True  # no safe way to ask without more code than it is worth
-    started = _process_start(pid)
-    if started is not None or record.get("process_start") is not None:
-        return started is not None and started == record.get("process_start")
+    now = _process_start(pid)
+    if now is not None or started not in (None, "None"):
+        return now is not None and now == started
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -291,7 +342,9 @@ def _process_start(pid: int) -> str | None:
             boot = file.read().strip()
     except OSError:
         return None
-    return f"{boot}/{int(stat[19])}" if len(stat) > 19 else None
+    if len(stat) <= 19 or stat[0] in (b"Z", b"X"):  # dead, not yet reaped
+        return None
+    return f"{boot}/{int(stat[19])}"
 
 
 def _point_latest(base: Path, name: str, notes: list[str]) -> None:
@@ -379,11 +432,13 @@ def _hold_shared_layout_lock(run: _Run, path: Path) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock)
     run.lock = path.with_name(f".{path.stem}.running")
-    run.lock_fd = _open_marker(run.lock, os.O_RDONLY | os.O_CREAT)
+    run.lock_fd = _open_marker(run.lock, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
     if run.lock_fd is None:
         run.lock = None
     else:
-        _hold(run.lock_fd, shared=False)
+        _hold(run.lock_fd)
+        with contextlib.suppress(OSError):
+            os.write(run.lock_fd, _identity().encode())
 
 
 def _add_details(run: _Run) -> None:
