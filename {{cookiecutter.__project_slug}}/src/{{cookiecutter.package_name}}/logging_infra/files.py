@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import functools
 import logging
 import logging.handlers
 import os
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
     Flock = Callable[[int, int], None]
 
 try:
-    from fcntl import LOCK_EX, LOCK_SH, LOCK_UN
+    from fcntl import LOCK_EX, LOCK_UN
     from fcntl import flock as _flock
 except ImportError:  # Windows
     _flock = None  # type: ignore[assignment]
+    LOCK_EX = LOCK_UN = 0  # type: ignore[misc]
 
 FILE_MODE = 0o600  # log files are readable by their owner only
 DIR_MODE = 0o700
@@ -54,24 +56,18 @@ def _whole_lines_size(fd: int, size: int) -> int | None:
     return start + cut + 1 if cut >= 0 else None
 
 
-def lock(fd: int, shared: bool = False, flock: Flock | None = _flock) -> None:
-    """Lock the file against other processes: shared while appending, exclusive
-    to cut a torn line or roll the file over. Advisory, and POSIX only."""
+def lock(fd: int, flock: Flock | None = _flock, mode: int = LOCK_EX) -> None:
+    """Lock the file against the other processes that append to it, to write, cut
+    a torn line or roll the file over. Advisory, and POSIX only."""
     if flock is None:
         return
     try:
-        flock(fd, LOCK_SH if shared else LOCK_EX)
+        flock(fd, mode)
     except OSError:  # a file system without locks: as on Windows
         return
 
 
-def unlock(fd: int, flock: Flock | None = _flock) -> None:
-    if flock is None:
-        return
-    try:
-        flock(fd, LOCK_UN)
-    except OSError:
-        return
+unlock = functools.partial(lock, mode=LOCK_UN)
 
 
 def open_log_file(path: str | os.PathLike[str]) -> int:
@@ -104,18 +100,18 @@ class AppendFile:
     between two pages), and no io buffer is shared with code that a signal
     handler may interrupt. A write
     that fails halfway (a full disk) is taken back, so the file keeps whole
-    lines. The names stay bound to this object, so a record logged during
-    interpreter shutdown (from ``__del__``) is still written.
+    lines. Other processes that append to the file wait meanwhile. The names
+    stay bound to this object, so a record logged during interpreter shutdown
+    (from ``__del__``) is still written.
     """
 
-    def __init__(self, fd: int, encoding: str, errors: str, size: int) -> None:
+    def __init__(self, fd: int, encoding: str, errors: str) -> None:
         self.fd, self.encoding, self.errors = fd, encoding, errors
-        self.size = size  # bytes in the file: all of them whole lines
         # A deque: a signal handler that logs may flush in the middle of a
         # flush, and popleft() hands each text to exactly one of them.
         self.pending: collections.deque[str] = collections.deque()
         self._write, self._truncate, self._close = os.write, os.ftruncate, os.close
-        self._lock, self._unlock = lock, unlock
+        self._fstat, self._lock, self._unlock = os.fstat, lock, unlock
 
     def write(self, text: str) -> int:
         self.pending.append(text)
@@ -129,18 +125,18 @@ class AppendFile:
             texts.append(pending.popleft())
         data = "".join(texts).encode(self.encoding, self.errors)
         written = 0
-        self._lock(self.fd, shared=True)  # no process may cut the lines short
+        self._lock(self.fd)
         try:
             while written < len(data):
                 written += self._write(self.fd, data[written:])
         except OSError:
-            if written:
+            if written:  # the part written is the end of the file
                 with contextlib.suppress(OSError):
-                    self._truncate(self.fd, self.size)
+                    end = self._fstat(self.fd).st_size
+                    self._truncate(self.fd, end - written)
             raise
         finally:
             self._unlock(self.fd)
-        self.size += written
 
     def close(self) -> None:
         try:
@@ -221,7 +217,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             os.close(fd)
             fd, stat = self._open_beside(stat.st_uid)
         self.identity, self.in_file = (stat.st_dev, stat.st_ino), 0
-        lock(fd)  # another process's append in progress is not a torn line
+        lock(fd)  # another process's write in progress is not a torn line
         try:
             self.size = os.fstat(fd).st_size
             whole = _whole_lines_size(fd, self.size)
@@ -232,9 +228,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
                 self.size = whole
         finally:
             unlock(fd)
-        stream = AppendFile(
-            fd, self.encoding or "utf-8", self.errors or "strict", self.size
-        )
+        stream = AppendFile(fd, self.encoding or "utf-8", self.errors or "strict")
         if whole is None:  # no line break near the end: not a line of ours
             stream.write(self.terminator)
             self.size += 1
@@ -329,7 +323,7 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
         if stream is None or _flock is None:
             super().doRollover()
             return
-        stream.flush()  # first: writing takes a shared lock
+        stream.flush()  # first: writing takes the lock too
         held = os.dup(stream.fd)  # locked until the files are renamed
         try:
             lock(held)
