@@ -74,8 +74,8 @@ WEBHOOKS = (
 )
 # The value after one of these names is masked: "name=value", "name: value",
 # '"name": "value"', URL queries ("?token=...") and longer names that end with
-# one of them ("HF_TOKEN=...", "wandb_key: ..."). Lower, upper, title, camel and
-# Pascal case are recognised (api_key, API_KEY, apiKey, ApiKey).
+# one of them ("HF_TOKEN=...", "wandb_key: ..."). Lower, upper, title and camel
+# case are recognised (api_key, API_KEY, Api_Key, apiKey).
 SECRET_NAMES = (
     "token",
     "secret",
@@ -87,7 +87,6 @@ SECRET_NAMES = (
     "api-key",
     "access_key",
     "private_key",
-    "account_key",  # Azure connection strings: AccountKey=...
     "credential",
     "credentials",
     "signature",
@@ -136,12 +135,11 @@ _METAVAR = re.compile("[A-Z][A-Z0-9_]*")
 
 
 def _cases(word: str) -> list[str]:
-    """The word in lower, upper, title, camel and Pascal case: api_key, API_KEY,
-    Api_Key, Api_key, apiKey, ApiKey."""
+    """The word in lower, upper, title and camel case: api_key, API_KEY, apiKey..."""
     head, *rest = word.split("_")
     camel = head + "".join(part.capitalize() for part in rest)
     cases = (word, word.upper(), word.title(), word.capitalize(), camel)
-    return list(dict.fromkeys((*cases, camel[:1].upper() + camel[1:])))
+    return list(dict.fromkeys(cases))
 
 
 # (literal, rest, whole word): what follows the literal holds one group, the
@@ -150,7 +148,8 @@ PATTERNS = (
     *((prefix, f"({body})", True) for prefix, body in KEY_SHAPES),
     *((host, path, False) for host, path in WEBHOOKS),
     *((name, _VALUE, False) for word in SECRET_NAMES for name in _cases(word)),
-    # Other names that end with "key": wandb_key, WANDB_KEY, wandbKey, AccountKey.
+    # Other names that end with "key": wandb_key, WANDB_KEY, wandbKey, and
+    # Azure's AccountKey=, SharedAccessKey= (in connection strings).
     ("_key", _VALUE, False),
     ("_KEY", _VALUE, False),
     ("Key", f"(?<=[a-z]Key){_VALUE}", False),
@@ -212,6 +211,18 @@ def _pattern() -> re.Pattern[str] | None:
         finally:
             _compiling.now = False
     return _compiled
+
+
+def _compile_before_fork() -> None:
+    """Compile the pattern in a process about to fork, once: each forked
+    process (a pool's worker, a DataLoader's) inherits it instead of compiling
+    it again for its first record."""
+    if _compiled is None:
+        _pattern()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(before=_compile_before_fork)
 
 
 def _has_literal(text: str) -> bool:
