@@ -612,8 +612,8 @@ def _returned(frame: FrameType | None) -> bool | None:
         return None
     import dis  # slow to import: at exit only
 
-    instruction = dis.opname[frame.f_code.co_code[frame.f_lasti]]
-    return instruction in ("RETURN_VALUE", "RETURN_CONST")
+    # RETURN_VALUE, RETURN_CONST (3.12), or either instrumented by a monitor
+    return "RETURN" in dis.opname[frame.f_code.co_code[frame.f_lasti]]
 
 
 def forget() -> None:
