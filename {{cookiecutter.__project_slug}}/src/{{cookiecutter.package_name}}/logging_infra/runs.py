@@ -630,6 +630,8 @@ def _at_exit() -> None:
     global _exiting
     _exiting = True
     end()
+    if _run is not None:  # the script's frame held its globals: let them go now,
+        _run.top = None  # so that their destructors run (and may still log)
 
 
 atexit.register(_at_exit)
