@@ -89,8 +89,6 @@ SECRET_NAMES = (
     "private_key",
     "credential",
     "credentials",
-    "signature",
-    "sig",
     "passphrase",
     "auth",  # "author=" and "authority:" are not "auth" and a separator
 )
@@ -102,6 +100,9 @@ _VALUE_ITSELF = (
     r"""['"]?([^\s'",;&}]+))"""
 )
 _VALUE = rf"""['"]?\s*[:=]\s*{_VALUE_ITSELF}"""
+# A signature's value is assigned (a URL's "Signature=...", a SAS "sig=...") or a
+# quoted key's ('"signature": "..."'), not prose's ("forward signature: ...").
+_ASSIGNED = rf"""(?:['"]\s*:|\s*=)\s*{_VALUE_ITSELF}"""
 # An Authorization header's value may start with its scheme.
 _AUTHORIZATION = (
     r"""['"]?\s*[:=]\s*['"]?(?:(?i:bearer|basic|token|digest)\s+)?([^\s'",;&}]+)"""
@@ -148,6 +149,7 @@ PATTERNS = (
     *((prefix, f"({body})", True) for prefix, body in KEY_SHAPES),
     *((host, path, False) for host, path in WEBHOOKS),
     *((name, _VALUE, False) for word in SECRET_NAMES for name in _cases(word)),
+    *((name, _ASSIGNED, False) for name in [*_cases("signature"), *_cases("sig")]),
     # Other names that end with "key": wandb_key, WANDB_KEY, wandbKey, and
     # Azure's AccountKey=, SharedAccessKey= (in connection strings).
     ("_key", _VALUE, False),
