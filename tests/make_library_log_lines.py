@@ -18,6 +18,7 @@ import contextlib
 import io
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -388,6 +389,7 @@ def main() -> None:
     ]
     OUTPUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"{len(lines)} lines in {OUTPUT}")
+    shutil.rmtree(WORK, ignore_errors=True)
 
 
 if __name__ == "__main__":
