@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import pickle
 import shutil
@@ -37,6 +38,12 @@ needs_root = pytest.mark.skipif(
     reason="the attacker runs as uid 65534: needs root and setpriv (CI runs as root)",
 )
 log = logging.getLogger(__name__)
+START_METHODS = [
+    m for m in ("spawn", "fork") if m in multiprocessing.get_all_start_methods()
+]
+# Run first, it makes the process take the path of a platform without Unix
+# sockets (Windows): loopback TCP.
+NO_AF_UNIX = "import socket\nif hasattr(socket, 'AF_UNIX'):\n    del socket.AF_UNIX\n"
 
 # Sets up logging in a directory, logs, waits for a line on stdin, logs again.
 # The levels make WARNING records reach info.log and the console whatever the
@@ -184,7 +191,7 @@ def test_a_peer_without_the_key_gets_nothing_run_on_the_tcp_relay(
 ) -> None:
     # The relay where there is no AF_UNIX (Windows), forced here; uid 65534
     # reaches the loopback port as any local user could.
-    stderr = attack(tmp_path, [], "import socket\ndel socket.AF_UNIX\n", mode)
+    stderr = attack(tmp_path, [], NO_AF_UNIX, mode)
 
     assert refusals(stderr) == [
         "logging: Refused a connection to the log relay: the process does not "
@@ -250,7 +257,7 @@ def test_silent_strangers_hold_a_bounded_number_of_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # On loopback TCP any local user may connect and say nothing.
-    monkeypatch.delattr(socket, "AF_UNIX")
+    monkeypatch.delattr(socket, "AF_UNIX", raising=False)
     config.setup_logging(tmp_path)
     address = os.environ[WRITER_VARIABLE]
     port = int(address.split(":")[1])
@@ -473,7 +480,6 @@ def test_a_read_only_tmp_puts_the_relay_in_the_abstract_namespace(
     assert "logging:" not in result.stderr
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX only")
 def test_no_socket_at_all_warns_once_and_the_process_writes_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -481,7 +487,7 @@ def test_no_socket_at_all_warns_once_and_the_process_writes_alone(
     def fails(*_: object, **__: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.delattr(socket, "AF_UNIX")  # as on Windows, with no loopback
+    monkeypatch.delattr(socket, "AF_UNIX", raising=False)  # Windows, no loopback
     monkeypatch.setattr(socket, "create_server", fails)
     monkeypatch.setitem(config.LOGGING_CONFIG["handlers"]["info"], "level", "WARNING")
     (tmp_path / "logs").mkdir()
@@ -500,14 +506,14 @@ def test_no_socket_at_all_warns_once_and_the_process_writes_alone(
     assert WRITER_VARIABLE not in os.environ
 
 
-@pytest.mark.parametrize("method", ["spawn", "fork"])
+@pytest.mark.parametrize("method", START_METHODS)
 def test_a_run_through_the_tcp_relay_keeps_every_record(
     tmp_path: Path, run_python: RunPython, method: str
 ) -> None:
     # Where there is no AF_UNIX (Windows): removed before the package is
     # imported. Spawned workers have it, and still join over TCP.
     script = tmp_path / "run.py"
-    script.write_text("import socket\ndel socket.AF_UNIX\n" + WORKERS_RUN, "utf-8")
+    script.write_text(f"{NO_AF_UNIX}\n{WORKERS_RUN}", "utf-8")
     result = run_python(str(script), str(tmp_path / "logs"), method, timeout=120)
 
     assert result.returncode == 0, result.stderr

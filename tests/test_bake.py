@@ -458,9 +458,12 @@ def test_console_on_a_terminal(baked: Baked) -> None:
     assert any(logs in line.split() for line in shown), "the path is cut"
     if "rich" in baked.options:
         assert all(" INFO " in line for line in epochs), epochs
-        assert re.match(r"\d\d:\d\d:\d\d INFO ", shown[0]), shown[0]  # HH:MM:SS
+        time = r"\d\d:\d\d:\d\d INFO +"  # HH:MM:SS, no date
     else:
         assert all(line.startswith("epoch ") for line in epochs), epochs
+        time = ""
+    # Whole, even with a bar that starts as the line is written.
+    assert re.match(rf"{time}Run \S+ started", shown[0]), shown[0]
     assert ("tqdm" in baked.options) == ("training" in output)
     assert not any("training" in line for line in epochs), "a bar broke a log line"
 

@@ -204,6 +204,9 @@ def log_run_start() -> None:
     else:  # a long path: on a line of its own, which a terminal can fit
         _log(_ConsoleOnly, logging.INFO, "Run %s started", run_id)
         _log(_ConsoleOnly, logging.INFO, "Logs in %s", _shown(_log_dir))
+    # On the screen before the run's own output: a progress bar that the run
+    # starts at once would otherwise share a line with them.
+    writer.flush()
 
 
 def log_run_end(exit_code: int) -> None:
