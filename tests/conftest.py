@@ -91,6 +91,8 @@ def render_scenarios(project: Path, context: dict[str, object]) -> Path:
     target = project / "scenarios"
     target.mkdir(exist_ok=True)
     for source in sorted(SCENARIOS_DIR.iterdir()):
+        if not source.is_file() or source.name.startswith("."):  # caches
+            continue
         if source.name == "test_json.py" and context["log_format"] != "json":
             continue
         text = source.read_text(encoding="utf-8")
