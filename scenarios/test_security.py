@@ -253,6 +253,29 @@ def test_a_joined_peer_s_bad_frames_close_only_its_own_connection(
     assert any("the owner goes on" in line for line in lines), lines
 
 
+def test_a_batch_longer_than_a_frame_is_sent_in_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(relay, "MAX_FRAME", 4096)  # read by both ends
+    config.setup_logging(tmp_path)
+    lines = [f"line {number:03d} " + "x" * 100 for number in range(100)]
+    too_long = ("info", 30, "x" * 5000, "a record with a logger name too long")
+
+    with relay.connect(os.environ[WRITER_VARIABLE]) as connection:
+        relay._send(connection, 0, [("info", 30, "peer", line) for line in lines])
+        relay._send(connection, 0, [too_long])
+        relay._send(connection, 0, [("info", 30, "peer", "still connected")])
+    deadline = time.monotonic() + 10
+    while "still connected" not in (text := (tmp_path / "info.log").read_text()):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.01)
+
+    assert text.splitlines() == [*lines, "still connected"]
+    assert capsys.readouterr().err.splitlines() == [
+        "logging: A record of 5059 bytes is too long to send; it is dropped"
+    ]
+
+
 def test_silent_strangers_hold_a_bounded_number_of_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,10 +44,11 @@ BATCH_BYTES = 256 * 1024
 SEND_TIMEOUT = 30.0  # a send that makes no progress this long gives up
 HELLO_SECONDS = 5.0  # for a peer to prove it knows the key
 HANDSHAKES = 64  # peers proving it at once; more are turned away meanwhile
-MAX_TEXT = 16 * 1024 * 1024  # characters of one record sent; more are cut
-# A batch is at most BATCH_BYTES and one record's text, each character at most
-# 6 bytes in JSON: a larger frame is not a batch, and is never read.
-MAX_FRAME = 6 * (BATCH_BYTES + MAX_TEXT) + 4096
+# A frame longer than this is never read: the peer's connection ends. In JSON a
+# character takes at most 12 bytes (a surrogate pair), so a record's text cut
+# at MAX_TEXT characters fits, and a longer batch is sent in parts.
+MAX_FRAME = 256 * 1024 * 1024
+MAX_TEXT = 16 * 1024 * 1024
 _HEADER = struct.Struct("!I")
 _KEY_BYTES = 16
 _MAGIC = b"log-relay-1\n"  # a peer's first bytes: which protocol it speaks
@@ -458,7 +459,14 @@ def _cut(text: str) -> str:
 
 def _send(connection: socket.socket, rank: int, entries: list[Entry]) -> None:
     body = json.dumps([rank, entries], separators=(",", ":")).encode("ascii")
-    connection.sendall(_HEADER.pack(len(body)) + body)
+    if len(body) > MAX_FRAME and len(entries) > 1:
+        half = len(entries) // 2
+        _send(connection, rank, entries[:half])
+        _send(connection, rank, entries[half:])
+    elif len(body) > MAX_FRAME:  # a logger name of many MiB
+        warn(f"A record of {len(body)} bytes is too long to send; it is dropped")
+    else:
+        connection.sendall(_HEADER.pack(len(body)) + body)
 
 
 def connect(address: str) -> socket.socket:
