@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }} import config
-from {{ cookiecutter.package_name }}.logging_infra import writer
+from {{ cookiecutter.package_name }}.logging_infra import coexist, writer
 
 SRC_DIR = Path(__file__).resolve().parents[1] / "src"
 
@@ -28,6 +28,7 @@ def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     root = logging.getLogger()
     level = root.level
     yield
+    coexist.forget()  # the next test starts a run of its own
     writer.stop()
     signal.signal(signal.SIGTERM, sigterm)
     logging.captureWarnings(False)

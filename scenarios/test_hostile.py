@@ -192,7 +192,7 @@ def test_no_stderr_logs_to_the_files_only(
     )
 
     assert result.returncode == 0
-    assert result.stdout == "logs\n"
+    assert result.stdout == f"{tmp_path / 'logs'}\n"  # made absolute at set-up
     records = logfiles.read(tmp_path / "logs" / "error.log")
     assert [r.message for r in records if r.level == "CRITICAL"] == ["still logged"]
     [warning] = logfiles.read(tmp_path / "logs" / "info.log")[:1]

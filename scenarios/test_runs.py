@@ -80,7 +80,7 @@ def test_run_ids_sort_by_start_time(
         monkeypatch.delenv(name, raising=False)
     ids = []
     for _ in range(5):
-        config.setup_logging(tmp_path)
+        config.setup_logging(tmp_path, new_run=True)
         ids.append(config.run_context().run_id)
         time.sleep(0.002)
     assert ids == sorted(ids)
@@ -127,7 +127,7 @@ def test_latest_names_the_newest_run(
 ) -> None:
     monkeypatch.setattr(config, "RUN_DIRS_KEPT", 5)
     first = config.setup_logging(tmp_path)
-    second = config.setup_logging(tmp_path)
+    second = config.setup_logging(tmp_path, new_run=True)
 
     assert first != second
     assert second is not None and second.parent == tmp_path

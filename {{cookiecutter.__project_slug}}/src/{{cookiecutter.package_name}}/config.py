@@ -113,11 +113,16 @@ LOGGING_CONFIG: dict[str, Any] = {
 
 
 def setup_logging(
-    log_dir: str | Path | None = None, level: str | None = None
+    log_dir: str | Path | None = None,
+    level: str | None = None,
+    *,
+    new_run: bool = False,
 ) -> Path | None:
     """Configure logging from LOGGING_CONFIG (again: replaces, never adds). ``log_dir``
     defaults to LOG_DIR_ENV, then LOGS_DIR; ``level`` (overall and console) to
-    LOG_LEVEL_ENV. Returns the log directory, or None if not writable: console only."""
+    LOG_LEVEL_ENV. Called again (a notebook's cell), the run goes on until
+    log_run_end() or ``new_run=True``. Returns the log directory, or None if not
+    writable: console only."""
     return configure.setup(
         LOGGING_CONFIG,
         log_dir=log_dir,
@@ -126,6 +131,7 @@ def setup_logging(
         env=configure.EnvNames(LOG_LEVEL_ENV, LOG_DIR_ENV, RUN_ID_ENV),
         other_ranks_console_level=OTHER_RANKS_CONSOLE_LEVEL,
         run_dirs_kept=RUN_DIRS_KEPT,
+        new_run=new_run,
     )
 
 

@@ -1,5 +1,6 @@
 """The logging machinery behind ``config.py``: no need to edit anything here.
 
+- ``coexist``: Hydra, notebooks and libraries that configure logging too
 - ``configure``: what ``setup_logging()`` does with LOGGING_CONFIG
 - ``console``: the console handler: progress bars kept whole{{ ", Rich on a terminal" if cookiecutter.console_style == "rich" }}
 - ``context``: the run id, rank and host on every record

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from . import context, libraries, redact, relay, runs, writer
+from . import coexist, context, libraries, redact, relay, runs, writer
 from .files import make_private_dirs, open_log_file
 from .text_format import ConsoleFormatter
 
@@ -74,10 +74,13 @@ def setup(
     env: EnvNames,
     other_ranks_console_level: str,
     run_dirs_kept: int | None = None,
+    new_run: bool = False,
 ) -> Path | None:
     """Apply ``logging_config``: see ``config.setup_logging()``."""
     global _last_setup
     with _lock:
+        if new_run:  # else a process set up again goes on with its run
+            coexist.forget()
         _last_setup = functools.partial(
             setup,
             logging_config,
@@ -122,7 +125,8 @@ def _setup(
 
     global _run, _log_dir, _started
     _started = time.monotonic()
-    _run = run = context.detect(os.environ, env.run_id, notes)
+    environ = coexist.run_id_source(os.environ, env.run_id)  # set up again: kept
+    _run = run = context.detect(environ, env.run_id, notes)
     config["filters"]["context"].update(run_id=run.run_id, rank=run.rank, host=run.host)
     redact.use_secrets(redact.secrets_in(os.environ))
     console = config["handlers"].get("console", {})
@@ -142,6 +146,7 @@ def _setup(
         notes.append(f"No stream to write to: logging without {', '.join(closed)}")
         _drop_handlers(config, closed)
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
+    wanted = coexist.absolute(wanted)  # where it started, whatever chdir follows
     directory: Path | None = wanted
     joined = _join(env.writer_address, notes)
     if joined is not None:
@@ -161,6 +166,7 @@ def _setup(
         _drop_handlers(config, files)
         directory = None
 
+    coexist.unwatch()  # this replaces root's handlers: not a surprise
     logging.config.dictConfig(config)
     for handler in logging.getLogger().handlers:  # the run's start and end lines
         handler.addFilter(_on_console if handler.name == "console" else _in_files)
@@ -180,6 +186,7 @@ def _setup(
     owner = run.rank == 0 and joined is None  # joined processes are not the run
     runs.start(path if owner else None, run, config, directory)
     _log_dir = directory
+    coexist.watch(run.run_id, _log_raised)
     return directory
 
 
@@ -230,6 +237,7 @@ def log_run_end(exit_code: int) -> None:
         _log(None, logging.ERROR, "Run %s failed after %.2fs", run_id, seconds)
     if _log_dir is not None:
         _log(_ConsoleOnly, logging.INFO, "Logs are in %s", _shown(_log_dir))
+    coexist.run_ending()
     runs.end(exit_code)
 
 
