@@ -83,9 +83,9 @@ class _Watch(logging.Handler):
     def close(self) -> None:
         super().close()
         if _watch is self and self.pid == os.getpid():
-            replacer = _replacer(sys._getframe(1))
-            if replacer is not None:  # else: logging.shutdown() at exit, say
-                _replaced(replacer)
+            found = _replacer(sys._getframe(1))
+            if found is not None:  # else: logging.shutdown() at exit, say
+                _replaced(*found)
 
     def intact(self) -> bool:
         handlers = logging.getLogger().handlers
@@ -135,31 +135,41 @@ def forget() -> None:
     _kept = None
 
 
-def _replacer(frame: FrameType | None) -> str | None:
-    """Who is replacing root's handlers, as the stack shows: the code that called
-    the standard library's function; None if none of them is on the stack."""
-    found = None
+def _replacer(frame: FrameType | None) -> tuple[str, bool] | None:
+    """Who is replacing root's handlers, as the stack shows (the code that called
+    the standard library's function), and whether root's list is replaced; None
+    if none of those functions is on the stack."""
+    found, replaced = None, True
     while frame is not None:
-        module = str(frame.f_globals.get("__name__"))
+        module, name = str(frame.f_globals.get("__name__")), frame.f_code.co_name
         if found is None:
-            found = _REPLACERS.get((module, frame.f_code.co_name))
-        elif frame.f_code.co_name == "fileConfig" and module == "logging.config":
+            found = _REPLACERS.get((module, name))
+        elif module == "logging.config" and name == "fileConfig":
             found = "logging.config.fileConfig"  # which clears them as dictConfig does
+        elif module == "logging.config" and name == "configure":
+            # A dictConfig() without "root" (uvicorn's, say) closes every handler
+            # but leaves root's list as it is: ours go on, without the writer.
+            settings = getattr(frame.f_locals.get("self"), "config", None)
+            replaced = not isinstance(settings, dict) or "root" in settings
         elif module not in _LOGGING_MODULES:
-            name = frame.f_code.co_name
             where = f"{module}" if name == "<module>" else f"{module}.{name}()"
-            return f"{where} line {frame.f_lineno} through {found}"
+            return f"{where} line {frame.f_lineno} through {found}", replaced
         frame = frame.f_back
-    return found
+    return None if found is None else (found, replaced)
 
 
-def _replaced(replacer: str) -> None:
+def _replaced(replacer: str, replaced: bool = True) -> None:
     unwatch()  # once: Hydra configures logging twice (its own, then the job's)
+    if replaced:
+        effect = "this run's log files get no more records"
+    else:
+        effect = "it closed this run's handlers, which go on without the log writer"
     logger.warning(
-        "Logging was configured again by %s: this run's log files get no more "
-        "records. Call setup_logging() after it, or keep it from configuring "
-        "logging (Hydra: hydra/job_logging=none, see docs/logging.md)",
+        "Logging was configured again by %s: %s. Call setup_logging() after it, "
+        "or keep it from configuring logging (Hydra: hydra/job_logging=none, see "
+        "docs/logging.md)",
         replacer,
+        effect,
     )
     runs.add_info({FIELD: replacer})
 
