@@ -219,8 +219,12 @@ def test_setting_up_again_keeps_the_run_unless_a_new_one_is_asked(
     config.setup_logging(tmp_path)
     assert config.run_context().run_id == first
     config.setup_logging(tmp_path, new_run=True)
-    assert config.run_context().run_id != first
-    assert len(run_records(tmp_path)) == 2
+    second = config.run_context().run_id
+    assert second != first
+    config.log_run_end(0)
+    config.setup_logging(tmp_path)  # after the run's end: a new one
+    assert config.run_context().run_id not in (first, second)
+    assert len(run_records(tmp_path)) == 3
 
 
 NOTEBOOK_CELLS = [
