@@ -59,6 +59,7 @@ defaults:
   - override hydra/job_logging: none
   - override hydra/hydra_logging: none
   - _self_
+lr: 0.1
 """
 
 
@@ -81,7 +82,7 @@ def numbered(records: list[Record]) -> list[str]:
 
 
 def run_hydra_app(
-    run_python: RunPython, tmp_path: Path, order: str, conf: str
+    run_python: RunPython, tmp_path: Path, order: str, conf: str, *args: str
 ) -> subprocess.CompletedProcess[str]:
     pytest.importorskip("hydra")
     (tmp_path / "app.py").write_text(HYDRA_APP, encoding="utf-8")
@@ -91,7 +92,7 @@ def run_hydra_app(
     # A relative log directory, and Hydra moving into its output directory.
     env = {"ORDER": order, "CONF": conf, config.LOG_DIR_ENV: "logs"}
     env[config.RUN_ID_ENV] = ""  # a run id of its own
-    result = run_python("app.py", "hydra.job.chdir=True", env=env)
+    result = run_python("app.py", *args, "hydra.job.chdir=True", env=env)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -113,6 +114,22 @@ def test_with_the_hydra_recipe_every_record_reaches_the_files_once(
     assert record["status"] == "finished"
     assert coexist.FIELD not in record
     assert REPLACED not in result.stderr + result.stdout
+
+
+def test_each_job_of_a_hydra_multirun_is_a_run(
+    run_python: RunPython, tmp_path: Path
+) -> None:
+    """The task function sets up logging and ends with log_run_end()."""
+    run_hydra_app(run_python, tmp_path, "inside", "recipe", "-m", "lr=1,2,3")
+
+    records = run_records(tmp_path / "logs")
+    assert [r["status"] for r in records] == ["finished"] * 3
+    ids = {r["run_id"] for r in records}
+    assert len(ids) == 3
+    infos = (tmp_path / "logs").glob("**/info.log")  # one, or one a run
+    logged = [record for info in infos for record in read(info)]
+    for run_id in ids:
+        assert len(numbered([r for r in logged if r.run_id == run_id])) == RECORDS
 
 
 def test_hydra_replacing_the_handlers_is_told_once_and_recorded(
