@@ -85,7 +85,9 @@ def table(configs: list[Config]) -> list[str]:
 
 
 def targets(
-    configs: list[Config], worker_figures: dict | None = None
+    configs: list[Config],
+    worker_figures: dict | None = None,
+    start_figures: dict | None = None,
 ) -> list[dict[str, str]]:
     """The issues' targets for the generated project (default options)."""
     named = by_name(configs)
@@ -150,6 +152,7 @@ def targets(
         add(ratio_row + ", drained rate ratio", None, 1.0)
         if worker_figures and "failed" in worker_figures:
             rows[-1]["verdict"] = "FAILED"
+    rows.append(workers.start_target(start_figures))
     return rows
 
 
@@ -182,16 +185,36 @@ def worker_lines(worker_figures: dict | None) -> list[str]:
     ]
 
 
+def start_lines(figures: dict | None) -> list[str]:
+    if not figures:
+        return []
+    if "failed" in figures:
+        return [f"Worker start: FAILED: {figures['failed']}", ""]
+    return [
+        f"Worker start: {figures['tasks']} tasks through `Pool("
+        f"{workers.POOL_PROCESSES}, maxtasksperchild=1)`, a process each, "
+        f"{workers.POOL_RECORDS} records a task; with logging set up (spawn: "
+        "`initializer=worker_logging()`) and without, timed until every worker "
+        f"has exited (medians of {figures['repeat']}; the ratio is the median of "
+        "side-by-side ratios):",
+        "",
+        *workers.start_table(figures),
+        "",
+    ]
+
+
 def _times(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def target_lines(configs: list[Config], worker_figures: dict | None) -> list[str]:
+def target_lines(
+    configs: list[Config], worker_figures: dict | None, start_figures: dict | None
+) -> list[str]:
     lines = [
         "| target | this run | ratio of the medians | limit | verdict |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
-    for row in targets(configs, worker_figures):
+    for row in targets(configs, worker_figures, start_figures):
         lines.append(
             f"| {row['target']} | {row['value']} | {row.get('medians', '-')} "
             f"| {row['limit']} | {row['verdict']} |"
@@ -275,6 +298,7 @@ def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
         *table(configs),
         "",
         *worker_lines(run.get("workers")),
+        *start_lines(run.get("worker_start")),
     ]
     missing = [c for c in configs if not c.ran]
     if missing:
@@ -288,7 +312,7 @@ def render(configs: list[Config], run: dict, tmp: Path, template: Path) -> str:
     out += [
         "Targets for the generated project (default options), report only:",
         "",
-        *target_lines(configs, run.get("workers")),
+        *target_lines(configs, run.get("workers"), run.get("worker_start")),
         "",
         *notes(configs, run),
         "",
@@ -366,5 +390,5 @@ def as_json(configs: list[Config], run: dict, tmp: Path, template: Path) -> dict
             }
             for c in configs
         },
-        "targets": targets(configs, run.get("workers")),
+        "targets": targets(configs, run.get("workers"), run.get("worker_start")),
     }

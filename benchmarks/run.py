@@ -60,6 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="spawn workers of the workers measurement (4; 0 leaves it out)",
     )
     parser.add_argument(
+        "--pool-tasks",
+        type=int,
+        help="tasks of the worker-start measurement (200; 0 leaves it out)",
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="tiny sizes: check that it all works"
     )
     parser.add_argument(
@@ -128,6 +133,26 @@ def measure_workers(
             "spawn",
             warmup=settings.warmup,
             progress=progress,
+        )
+    except SystemExit as error:  # how workers.py reports a run that failed
+        return {"failed": str(error)}
+
+
+def measure_worker_start(
+    configs: list, settings: Settings, tasks: int, tmp: Path
+) -> dict | None:
+    """A Pool(maxtasksperchild=1)'s workers, fork and spawn, with and without
+    the project's logging."""
+    project = next((c for c in configs if c.name == "project" and c.ran), None)
+    if project is None or tasks < 1:
+        return None
+    try:
+        return workers.measure_start(
+            str(project.src),
+            str(project.package),
+            str(tmp),
+            tasks,
+            min(settings.repeat, 3),
         )
     except SystemExit as error:  # how workers.py reports a run that failed
         return {"failed": str(error)}
@@ -252,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         worker_figures = measure_workers(
             configs, settings, args.workers, tmp, progress=not args.smoke
         )
+        pool_tasks = args.pool_tasks
+        if pool_tasks is None:
+            pool_tasks = 10 if args.smoke else workers.POOL_TASKS
+        start_figures = measure_worker_start(configs, settings, pool_tasks, tmp)
         suite = run_suite(template) if args.suite else None
         project = next((c for c in configs if c.name == "project" and c.ran), None)
         profiled = None
@@ -267,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             "processes": PROCESSES,
             "bake_seconds": bake_times,
             "workers": worker_figures,
+            "worker_start": start_figures,
             "suite": suite,
             "profile": profiled,
             "seconds": time.perf_counter() - started,
@@ -281,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                 "utf-8",
             )
         broken = [c for c in configs if c.failed or c.lost]
-        return 1 if broken or report.workers_broken(worker_figures) else 0
+        if report.workers_broken(worker_figures):
+            return 1
+        return 1 if broken or workers.start_broken(start_figures) else 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -42,6 +42,13 @@ RANK_VARIABLES = (
     *("SLURM_PROCID", "SLURM_LOCALID", "SLURM_NTASKS"),
 )
 
+# Worker start: a Pool(maxtasksperchild=1) of POOL_PROCESSES starts a process per
+# task, each logging POOL_RECORDS records; timed with and without logging set up.
+POOL_PROCESSES = 2
+POOL_RECORDS = 3
+POOL_TASKS = 200
+START_LIMIT = 1.5  # a spawned worker's start with logging vs without, at most
+
 _barrier = None  # in a worker: every worker and the parent meet here first
 
 
@@ -147,14 +154,67 @@ def role_parent(
     }
 
 
+def _pool_task(tag: str, number: int) -> int:
+    """One task of the worker-start measurement, in a process of its own."""
+    import logging
+
+    log = logging.getLogger("bench.task")
+    for i in range(POOL_RECORDS):
+        log.info(MESSAGE, f"{tag}t{number}", i, 0.5)
+    return number
+
+
+def role_pool(
+    package: str, log_dir: str, tasks: int, tag: str, method: str, logging_on: bool
+) -> dict:
+    """``tasks`` tasks through ``Pool(maxtasksperchild=1)``: a process each,
+    timed from the pool's start until every worker has exited and, with
+    logging, ``logging.shutdown()`` has returned."""
+    import functools
+    import importlib
+    import logging
+    import multiprocessing
+    import resource
+
+    hook = None
+    if logging_on:
+        config = importlib.import_module(f"{package}.config")
+        config.setup_logging(log_dir)
+        # Forked workers join the run by themselves; the others need the hook.
+        hook = None if method == "fork" else config.worker_logging()
+    context = multiprocessing.get_context(method)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = now()
+    pool = context.Pool(POOL_PROCESSES, initializer=hook, maxtasksperchild=1)
+    done = pool.map(functools.partial(_pool_task, tag), range(tasks), chunksize=1)
+    pool.close()
+    pool.join()  # the last workers end as their task does: none is killed
+    if logging_on:
+        logging.shutdown()
+    seconds = (now() - start) / 1e9
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert done == list(range(tasks))
+    return {
+        "seconds": seconds,
+        "workers_cpu_seconds": cpu,
+        "tags": [f"{tag}t{n}" for n in range(tasks)],
+    }
+
+
 def role_main(argv: list[str]) -> None:
-    """``--role single|parent RESULT PACKAGE LOG_DIR RECORDS TAG [WORKERS METHOD]``"""
+    """``--role single|parent|pool RESULT PACKAGE LOG_DIR RECORDS TAG
+    [WORKERS METHOD]``; for pool, RECORDS is the number of tasks and WORKERS
+    is 1 with logging, 0 without."""
     import json
 
     role, result_file, package, log_dir, records, tag = argv[:6]
     try:
         if role == "single":
             result = role_single(package, log_dir, int(records), tag)
+        elif role == "pool":
+            logging_on, method = argv[6] == "1", argv[7]
+            result = role_pool(package, log_dir, int(records), tag, method, logging_on)
         else:
             workers, method = int(argv[6]), argv[7]
             result = role_parent(package, log_dir, int(records), tag, workers, method)
@@ -325,6 +385,144 @@ def run_once(
         return result
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def run_pool(
+    src: str, package: str, tmp: str, tasks: int, method: str, logging_on: bool
+) -> dict:
+    """One worker-start measurement in a fresh process."""
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    run_dir = tempfile.mkdtemp(prefix=f"pool-{method}-", dir=tmp)
+    log_dir = os.path.join(run_dir, "logs")
+    result_file = os.path.join(run_dir, "result.json")
+    command = [sys.executable, os.path.abspath(__file__), "--role", "pool"]
+    command += [result_file, package, log_dir, str(tasks), os.urandom(4).hex()]
+    command += ["1" if logging_on else "0", method]
+    try:
+        process = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=run_dir,
+            env=environment(src, package),
+            timeout=120 + tasks * 2,
+            check=False,
+        )
+        if not os.path.isfile(result_file):
+            raise SystemExit(f"worker start ({method}): exited {process.returncode}")
+        with open(result_file, encoding="utf-8") as file:
+            result = json.load(file)
+        if "error" in result:
+            raise SystemExit(f"worker start ({method}) failed:\n{result['error']}")
+        if logging_on:
+            result.update(check_files(log_dir, result["tags"], POOL_RECORDS))
+        return result
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"worker start ({method}): timed out") from None
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def measure_start(
+    src: str,
+    package: str,
+    tmp: str,
+    tasks: int,
+    repeat: int,
+    methods: list[str] | None = None,
+) -> dict:
+    """Each start method's pool with and without logging, interleaved: per
+    task, the median wall time and the workers' CPU time, and their ratios."""
+    import multiprocessing
+    import statistics
+
+    methods = methods or [
+        m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()
+    ]
+    rows = {}
+    for method in methods:
+        samples: dict[bool, list[dict]] = {False: [], True: []}
+        for rep in range(repeat):
+            for logging_on in (False, True) if rep % 2 == 0 else (True, False):
+                samples[logging_on].append(
+                    run_pool(src, package, tmp, tasks, method, logging_on)
+                )
+
+        wall = [
+            statistics.median(r["seconds"] for r in samples[on]) / tasks * 1e3
+            for on in (False, True)
+        ]
+        cpu = [
+            statistics.median(r["workers_cpu_seconds"] for r in samples[on])
+            / tasks
+            * 1e3
+            for on in (False, True)
+        ]
+        rows[method] = {
+            "ms_per_task": wall,
+            "workers_cpu_ms_per_task": cpu,
+            "ratio": statistics.median(
+                a["seconds"] / b["seconds"]
+                for a, b in zip(samples[True], samples[False], strict=True)
+            ),
+            "cpu_ratio": cpu[1] / cpu[0] if cpu[0] else None,
+            "lost": sum(r["lost"] for r in samples[True]),
+            "duplicated": sum(r["duplicated"] for r in samples[True]),
+            "torn": sum(r["torn"] for r in samples[True]),
+        }
+    return {"tasks": tasks, "repeat": repeat, "rows": rows}
+
+
+def start_broken(figures: dict | None) -> bool:
+    if not figures:
+        return False
+    if "failed" in figures:
+        return True
+    return any(
+        row["lost"] or row["duplicated"] or row["torn"]
+        for row in figures["rows"].values()
+    )
+
+
+def start_table(figures: dict) -> list[str]:
+    lines = [
+        "| start method | ms per task without logging | with logging | ratio "
+        "| workers' CPU ms per task without | with | lost | duplicated | torn |",
+        "| --- |" + " ---: |" * 8,
+    ]
+    for method, row in figures["rows"].items():
+        wall, cpu = row["ms_per_task"], row["workers_cpu_ms_per_task"]
+        lines.append(
+            f"| {method} | {wall[0]:.1f} | {wall[1]:.1f} | {row['ratio']:.2f}x "
+            f"| {cpu[0]:.1f} | {cpu[1]:.1f} "
+            f"| {row['lost']} | {row['duplicated']} | {row['torn']} |"
+        )
+    return lines
+
+
+def start_target(figures: dict | None) -> dict[str, str]:
+    """Issue 20's target: a spawned worker's start with logging, at most 1.5x."""
+    name = "worker start (spawn, Pool(maxtasksperchild=1)) vs no logging"
+    row = (figures or {}).get("rows", {}).get("spawn")
+    if row is None:
+        verdict = "FAILED" if figures and "failed" in figures else "n/a"
+        return {
+            "target": name,
+            "value": "n/a",
+            "limit": f"<= {START_LIMIT}x",
+            "verdict": verdict,
+        }
+    return {
+        "target": name,
+        "value": f"{row['ratio']:.2f}x",
+        "limit": f"<= {START_LIMIT:.1f}x",
+        "verdict": "PASS" if row["ratio"] <= START_LIMIT else "MISS",
+    }
 
 
 def measure(

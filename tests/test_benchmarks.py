@@ -66,9 +66,18 @@ def test_smoke_run_measures_every_configuration_without_losing_records(
     )
     assert "Did not run:" in result.stdout
     verdicts = {row["target"]: row["verdict"] for row in data["targets"]}
-    assert len(verdicts) == 7
+    assert len(verdicts) == 8
     assert set(verdicts.values()) <= {"PASS", "MISS", "n/a"}
     assert verdicts["workers (4 spawn) vs one process, drained rate ratio"] != "n/a"
+    start = "worker start (spawn, Pool(maxtasksperchild=1)) vs no logging"
+    assert verdicts[start] != "n/a"
+    # A process per task, fork and spawn, with logging: every record once and whole.
+    started = data["worker_start"]["rows"]
+    assert set(started) == {"fork", "spawn"}
+    for row in started.values():
+        assert (row["lost"], row["duplicated"], row["torn"]) == (0, 0, 0)
+        assert min(row["ms_per_task"]) > 0
+    assert "| spawn |" in result.stdout
     # Four spawn workers and one process alone, every record once and whole.
     workers = data["workers"]["rows"]
     assert set(workers) == {"one process", "4"}
