@@ -14,14 +14,22 @@ Both ends prove they know the key before anything else is read (a challenge
 answered with an HMAC, so the key never crosses the socket), and on Unix each
 checks that the other runs as the same user. A batch is length-prefixed JSON
 of plain strings and numbers: nothing received is ever unpickled or run.
+
+When either end is done (the peer shuts its end, or the owner stops), the owner
+tells the peer how many of its batches it read. A peer keeps the batches that
+may still be in the socket until then, and writes those the owner did not read,
+and whatever it logs after the owner has gone, to the run's files itself. The
+owner's exit waits for peers that still send at most PEERS_SECONDS.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
 import os
+import select
 import socket
 import stat
 import struct
@@ -40,6 +48,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 BATCH_RECORDS = 512  # a joined process sends at most this many records at once
+# How long the owner, stopping, reads what peers still send (they write the
+# rest themselves), and stops sooner once none has sent anything for
+# QUIET_SECONDS.
+PEERS_SECONDS = 2.0
+QUIET_SECONDS = 0.5
+# How long a peer, ending, waits for the owner to say how many of its batches
+# it read; then it writes them itself, noting that they may be there twice.
+CONFIRM_SECONDS = 5.0
 BATCH_BYTES = 256 * 1024
 SEND_TIMEOUT = 30.0  # a send that makes no progress this long gives up
 HELLO_SECONDS = 5.0  # for a peer to prove it knows the key
@@ -56,6 +72,7 @@ _NONCE_BYTES = 16
 _MAC_BYTES = 32  # HMAC-SHA256
 _CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
 
+WARNING = logging.WARNING
 # One entry per record and handler: (handler name, level, logger name, text).
 Entry = tuple[str, int, str, str]
 
@@ -67,22 +84,28 @@ class Batch:
         self.server, self.rank, self.entries = server, rank, entries
 
     def write(self) -> None:
-        sink = self.server.sink
-        for name, level, logger, text in self.entries:
-            handler = sink(name, self.rank)
-            if handler is None:
-                continue
-            with handler.lock:  # type: ignore[union-attr]
-                if isinstance(handler, (LogFileHandler, ConsoleHandler)):
-                    handler.write_text(text + handler.terminator)
-                elif type(handler) is logging.StreamHandler:
-                    handler.stream.write(text + handler.terminator)
-                else:  # Rich, tqdm: they draw records, not text
-                    record = logging.makeLogRecord(
-                        {"name": logger, "msg": text, "levelno": level}
-                    )
-                    record.levelname = logging.getLevelName(level)
-                    handler.emit(record)
+        write_entries(self.entries, lambda name: self.server.sink(name, self.rank))
+
+
+def write_entries(
+    entries: list[Entry], sink: Callable[[str], logging.Handler | None]
+) -> None:
+    """Write formatted records with the handlers that ``sink`` names."""
+    for name, level, logger, text in entries:
+        handler = sink(name)
+        if handler is None:
+            continue
+        with handler.lock:  # type: ignore[union-attr]
+            if isinstance(handler, (LogFileHandler, ConsoleHandler)):
+                handler.write_text(text + handler.terminator)
+            elif type(handler) is logging.StreamHandler:
+                handler.stream.write(text + handler.terminator)
+            else:  # Rich, tqdm: they draw records, not text
+                record = logging.makeLogRecord(
+                    {"name": logger, "msg": text, "levelno": level}
+                )
+                record.levelname = logging.getLevelName(level)
+                handler.emit(record)
 
 
 class Server:
@@ -109,7 +132,8 @@ class Server:
         address = f"{where}:{self.key.hex()}"
         self.listener.listen(64)
         self.listener.settimeout(0.2)
-        self.closing = False
+        self.closing = False  # no new peer is accepted
+        self.leaving = False  # readers tell their peers what they read, and end
         self.readers: list[tuple[threading.Thread, socket.socket]] = []
         self.received = 0  # batches read, to tell progress from silence
         self.most_queued = max(8, most_queued // BATCH_RECORDS)
@@ -205,9 +229,13 @@ class Server:
             if not known:
                 self._refuse(connection, "does not know this run's key")
                 return
+            read = 0
             # Each batch names its rank: a process may learn its rank after it
             # joined (Lightning's ddp_spawn and ddp_fork).
-            while (body := _receive(connection, lambda: self.closing)) is not None:
+            while not self.leaving:
+                body = _receive(connection, lambda: self.leaving)
+                if body is None:
+                    break
                 rank, entries = _parse_batch(body)
                 # Memory stays bounded: a writer that falls behind leaves the
                 # batches in the peers' sockets, and their logging calls wait.
@@ -215,6 +243,10 @@ class Server:
                     time.sleep(0.001)
                 self.records.put_nowait(Batch(self, rank, entries))
                 self.received += 1
+                read += 1
+            # The peer ended, or this process stops: the peer writes itself
+            # whatever it sent after these.
+            connection.sendall(_HEADER.pack(read))
         except (OSError, ValueError):  # gone, or not speaking this protocol
             pass
         finally:
@@ -242,22 +274,29 @@ class Server:
             self.refused = True  # one warning: a flood must not fill the console
             warn(f"Refused a connection to the log relay: the process {why}")
 
-    def close(self, timeout: float = 1.0) -> None:
-        """Read what peers already sent, then stop listening.
+    def close(self) -> None:
+        """Read what peers send, for PEERS_SECONDS at most, then stop listening.
 
         Readers of peers that ended finish with the end of their stream; those
-        of live peers give up once nothing arrives for ``timeout`` seconds.
+        of live peers stop once nothing arrives for QUIET_SECONDS, telling
+        each peer how many of its batches were read: it writes the rest.
         """
         self.closing = True
         with contextlib.suppress(OSError), socket.socket(self.listener.family) as wake:
             wake.connect(self.listener.getsockname())  # accept() returns at once
-        self.thread.join(timeout)
-        progress, since = self.received, time.monotonic()
+        self.thread.join(QUIET_SECONDS)
+        start = time.monotonic()
+        progress, since = self.received, start
         for thread, _ in self.readers:
-            while thread.is_alive() and time.monotonic() - since < timeout:
+            while thread.is_alive() and time.monotonic() - since < QUIET_SECONDS:
+                if time.monotonic() - start > PEERS_SECONDS:
+                    break
                 thread.join(0.05)
                 if self.received != progress:
                     progress, since = self.received, time.monotonic()
+        self.leaving = True
+        for thread, _ in self.readers:  # each ends at its next batch's end
+            thread.join(max(0.0, start + PEERS_SECONDS + 1.0 - time.monotonic()))
         self.listener.close()
         self._forget()
 
@@ -378,7 +417,9 @@ class Sender(logging.Handler):
 
     It formats each record with the handlers this process would otherwise
     write with (their levels, filters and formatters), so the owner only
-    appends text.
+    appends text; but those in ``local`` (a console of this process's own)
+    write here. Once the owner has gone, this process writes to the run's
+    files itself.
     """
 
     def __init__(
@@ -391,9 +432,18 @@ class Sender(logging.Handler):
         super().__init__()
         self.address, self.rank, self.connection = address, rank, connection
         self.handlers = handlers
+        self.local: list[logging.Handler] = []  # written by this process's writer
         self.entries: list[Entry] = []
         self.size = 0
-        self.broken = False
+        self.alone = False  # the owner has gone: this process writes the files
+        # Frames sent that may still be in the socket, unread: (rank, entries,
+        # bytes), the oldest first, covering at least ``keep`` bytes.
+        self.unconfirmed: collections.deque[tuple[int, list[Entry], int]] = (
+            collections.deque()
+        )
+        self.unconfirmed_bytes = 0
+        self.sent = 0  # frames sent on this connection
+        self.keep = _buffered(connection) if connection is not None else 0
 
     def handle(self, record: logging.LogRecord) -> bool:
         texts: dict[int, str] = {}  # one text per formatter: info and error share
@@ -402,6 +452,8 @@ class Sender(logging.Handler):
             self.rank = rank
         try:
             for handler in self.handlers:
+                if handler in self.local:
+                    continue
                 if record.levelno < handler.level or not handler.filter(record):
                     continue
                 formatter = handler.formatter or logging.Formatter()
@@ -429,22 +481,89 @@ class Sender(logging.Handler):
         if not self.entries:
             return
         entries, self.entries, self.size = self.entries, [], 0
-        if self.broken:
+        if self.alone:
+            self._write_here(self.rank, entries)
             return
-        try:
-            if self.connection is None:  # a forked child connects when it first logs
-                self.connection = connect(self.address)
-            _send(self.connection, self.rank, entries)
-        except OSError as error:
-            self.broken = True
-            warn(
-                f"Cannot reach the process that writes this run's logs ({error}); "
-                f"this process's records are dropped from now on"
+        frames = _frames(self.rank, entries)
+        for number, (part, frame) in enumerate(frames):
+            try:
+                if self.connection is None:  # a forked child connects as it logs
+                    self.connection = connect(self.address)
+                    self.keep = _buffered(self.connection)
+                if _readable(self.connection):  # the owner has said goodbye
+                    raise ConnectionResetError("the run's log writer has ended")
+                self.connection.sendall(frame)
+            except OSError as error:
+                self._go_alone(error)
+                for rest, _ in frames[number:]:
+                    self._write_here(self.rank, rest)
+                return
+            self.sent += 1
+            self.unconfirmed.append((self.rank, part, len(frame)))
+            self.unconfirmed_bytes += len(frame)
+            while self.unconfirmed_bytes - self.unconfirmed[0][2] >= self.keep:
+                self.unconfirmed_bytes -= self.unconfirmed.popleft()[2]
+
+    def _go_alone(self, error: OSError | None) -> None:
+        """The owner has gone: from now on this process writes the files, first
+        the frames that the owner says it did not read. If it says nothing, all
+        those it may not have read, with a note that they may be there twice."""
+        connection, self.connection = self.connection, None
+        read = None
+        if connection is not None:
+            read = _goodbye(connection, 0.1 if error else CONFIRM_SECONDS)
+            connection.close()
+        self.alone = True
+        first = self.sent - len(self.unconfirmed)  # the number of the oldest kept
+        unread = list(self.unconfirmed)[max(0, (read or 0) - first) :]
+        self.unconfirmed.clear()
+        self.unconfirmed_bytes = 0
+        if read is None and unread:
+            records = sum(len(entries) for _, entries, _ in unread)
+            self._note(
+                f"The run's log writer did not say what it wrote of this process's "
+                f"last {records} records: written here again, they may be in the "
+                "files twice"
             )
+        elif read is not None and read < first:  # never: the buffers hold less
+            self._note(
+                f"{first - read} batches of this process's records were lost: the "
+                "run's log writer ended without reading them"
+            )
+        for rank, entries, _ in unread:
+            self._write_here(rank, entries)
+
+    def _note(self, message: str) -> None:
+        """A warning in this process's files, and on standard error."""
+        warn(message)
+        record = logging.LogRecord(__name__, WARNING, __file__, 0, message, None, None)
+        for handler in self.handlers:
+            if not isinstance(handler, LogFileHandler) or handler.level > WARNING:
+                continue
+            with contextlib.suppress(Exception):
+                text = handler.format(record)
+                self._write_here(self.rank, [(handler.name or "", WARNING, "", text)])
+
+    def _write_here(self, rank: int, entries: list[Entry]) -> None:
+        """Write what the owner would have written, to the same files."""
+        by_name = {h.get_name(): h for h in self.handlers if h.get_name()}
+        for handler in by_name.values():
+            if isinstance(handler, LogFileHandler) and handler.detached:
+                handler.detached = False  # it opens the file as it writes
+        write_entries(entries, by_name.get)
+        for handler in by_name.values():
+            with contextlib.suppress(OSError, ValueError):
+                handler.flush()
 
     def close(self) -> None:
         try:
             self.flush()
+            if self.connection is not None and not self.alone:
+                # Done: the owner says how many frames it read, then this
+                # process writes any it did not (none, unless it is ending).
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_WR)
+                self._go_alone(None)
         finally:
             if self.connection is not None:
                 self.connection.close()
@@ -458,15 +577,54 @@ def _cut(text: str) -> str:
 
 
 def _send(connection: socket.socket, rank: int, entries: list[Entry]) -> None:
+    for _, frame in _frames(rank, entries):
+        connection.sendall(frame)
+
+
+def _frames(rank: int, entries: list[Entry]) -> list[tuple[list[Entry], bytes]]:
+    """A batch as the frames to send, each with its entries."""
     body = json.dumps([rank, entries], separators=(",", ":")).encode("ascii")
     if len(body) > MAX_FRAME and len(entries) > 1:
         half = len(entries) // 2
-        _send(connection, rank, entries[:half])
-        _send(connection, rank, entries[half:])
-    elif len(body) > MAX_FRAME:  # a logger name of many MiB
+        return _frames(rank, entries[:half]) + _frames(rank, entries[half:])
+    if len(body) > MAX_FRAME:  # a logger name of many MiB
         warn(f"A record of {len(body)} bytes is too long to send; it is dropped")
-    else:
-        connection.sendall(_HEADER.pack(len(body)) + body)
+        return []
+    return [(entries, _HEADER.pack(len(body)) + body)]
+
+
+def _buffered(connection: socket.socket) -> int:
+    """At least what a connection's buffers hold: the frames sent that the
+    owner may not have read cover at most this many bytes."""
+    try:
+        sizes = [
+            connection.getsockopt(socket.SOL_SOCKET, option)
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF)
+        ]
+    except OSError:
+        return 64 * 1024 * 1024
+    return 2 * sum(sizes) + BATCH_BYTES
+
+
+def _readable(connection: socket.socket, timeout: float = 0.0) -> bool:
+    return bool(select.select([connection], [], [], timeout)[0])
+
+
+def _goodbye(connection: socket.socket, timeout: float) -> int | None:
+    """How many frames the owner says it read; None if it says nothing."""
+    deadline = time.monotonic() + timeout
+    answer = b""
+    try:
+        while len(answer) < _HEADER.size:
+            if not _readable(connection, max(0.0, deadline - time.monotonic())):
+                return None
+            chunk = connection.recv(_HEADER.size - len(answer))
+            if not chunk:
+                return None
+            answer += chunk
+    except OSError:
+        return None
+    return int(_HEADER.unpack(answer)[0])
 
 
 def connect(address: str) -> socket.socket:
@@ -573,6 +731,9 @@ def forked(parent: Sender | Server) -> Sender:
         parent.close_in_child()
         return Sender(os.environ[parent.variable], parent.rank, [])
     parent.entries.clear()
+    parent.unconfirmed.clear()
     if parent.connection is not None:
         parent.connection.close()
-    return Sender(parent.address, parent.rank, [])
+    sender = Sender(parent.address, parent.rank, [])
+    sender.alone = parent.alone
+    return sender

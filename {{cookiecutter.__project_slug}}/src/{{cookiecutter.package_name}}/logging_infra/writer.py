@@ -94,6 +94,8 @@ class _QueueHandler(logging.handlers.QueueHandler):
             self.queue.put_nowait(record)
             if record.levelno >= logging.ERROR and self.writer.relay is not None:
                 self.writer.flush()  # a worker's error is sent before the call returns
+            if sigterm.reset:  # SIGTERM was put back to its default: take it back
+                sigterm.reclaim()
         except Exception:
             redact.mask_arguments(record)  # handleError() prints them
             self.handleError(record)
@@ -138,7 +140,10 @@ class _Writer:
             ]
         else:
             sender.handlers = root.handlers[:]
-            self.handlers = [sender]
+            # A console of its own (a child whose stderr its caller captures):
+            # this process writes it; else the owner does, with its own lines.
+            sender.local = [h for h in root.handlers if _own_console(h)]
+            self.handlers = [sender, *sender.local]
         for handler in root.handlers[:]:
             if handler in self.handlers or sender is not None:
                 root.removeHandler(handler)
@@ -276,6 +281,8 @@ class _Writer:
 
 _writer = _Writer()
 _owner_pid = 0  # of the process that writes the files
+# Names the owner's standard error, for the processes that join its run.
+_console_variable = ""
 
 
 def start(
@@ -291,11 +298,14 @@ def start(
     in the environment ``variable``. Else it owns the files, listens itself and
     sets ``variable`` and ``environment`` for the processes it starts.
     """
-    global _owner_pid
+    global _owner_pid, _console_variable
+    _console_variable = variable.removesuffix("_WRITER") + "_CONSOLE"
     if joined is not None:
         _writer.start(root, relay.Sender(os.environ[variable], rank, [], joined))
     else:
         _owner_pid = os.getpid()
+        if identity := _stderr_identity():  # for joined processes to compare
+            environment = {**environment, _console_variable: identity}
         handlers = root.handlers[:]
         _writer.start(root, None)
         try:
@@ -307,6 +317,26 @@ def start(
                 f"Cannot listen for the processes this one starts ({error}); "
                 "they write log files of their own"
             )
+
+
+def _stderr_identity() -> str | None:
+    """Which file this process's standard error is (device and inode)."""
+    try:
+        status = os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # None, closed, not a file
+        return None
+    return f"{status.st_dev}:{status.st_ino}"
+
+
+def _own_console(handler: logging.Handler) -> bool:
+    """Is ``handler`` a console of a joined process whose standard error is not
+    the owner's? (A child run with ``capture_output=True``, or redirected.)"""
+    if isinstance(handler, logging.FileHandler):
+        return False
+    if not isinstance(handler, logging.StreamHandler) and handler.name != "console":
+        return False
+    owners = os.environ.get(_console_variable)
+    return owners is not None and owners != _stderr_identity()
 
 
 def flush() -> None:
@@ -408,7 +438,11 @@ atexit.register(stop)
 
 def drain_on_sigterm() -> None:
     """On SIGTERM, write what is queued, then die of the signal as before."""
-    sigterm.install(_before_sigterm_exit)
+    sigterm.install(_before_sigterm_exit, _drain_for_another_handler)
+
+
+def _drain_for_another_handler() -> None:
+    _writer.flush(timeout=sigterm.GRACE_SECONDS)
 
 
 def _before_sigterm_exit() -> None:
