@@ -6,17 +6,43 @@ Rich live display (``rich.progress``, Lightning's ``RichProgressBar``) swaps it
 for a stream that prints above the display while it runs. While tqdm shows a
 bar, lines go through ``tqdm.write()``, which clears the bars first and draws
 them again after. Neither library is imported for this.
+
+Lines are written by a thread of their own (``Output``), so that a console
+nobody reads (standard error a pipe whose reader stopped) never stalls the log
+files or the program: beyond a backlog, lines are dropped, and the files say
+how many.
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
+import contextlib
 import io
 import logging
+import os
+import select
 import sys
+import threading
+import time
 
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TextIO
+
+    Write = Callable[[TextIO, str], object]
+
+# Console text waiting for a console that is slow or not read at most: beyond
+# it, texts are dropped whole, and the log files say how many lines.
+BACKLOG_LINES = 10_000
+BACKLOG_CHARS = 4 * 1024**2
+# How long a thread that wants its text on the console (a warning, flush_logs(),
+# the end of the program) waits for a console that makes no progress: once,
+# then not again until the console moves.
+GRACE_SECONDS = 2.0
+# A pipe takes a write of at most this many bytes whole or not at all.
+PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 
 
 def console_handler(stream: TextIO) -> logging.Handler:
@@ -101,14 +127,8 @@ class ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if self.held:
                 text = "".join(self.held)
                 self.held.clear()
-                try:
-                    self.stream.write(text)
-                except UnicodeEncodeError as error:  # a stream stricter than stderr
-                    codec = error.encoding
-                    self.stream.write(
-                        text.encode(codec, "backslashreplace").decode(codec)
-                    )
-            self.stream.flush()
+                self.stream.write(text)
+        self.stream.flush()  # waits for the console, but on the writer's thread
 
 
 class ConsoleStream(io.TextIOBase):
@@ -129,20 +149,229 @@ class ConsoleStream(io.TextIOBase):
         return getattr(sys, self.variable, None) or self.fixed
 
     def write(self, text: str) -> int:
-        stream = self.stream
+        """Queue ``text`` for the console thread: never blocks."""
+        output.put(self.write_to, self.stream, text)
+        return len(text)
+
+    def write_to(self, stream: TextIO, text: str) -> int:
+        """Write ``text`` to ``stream``, on the console thread."""
         std = sys.modules.get("tqdm.std")
         if std is None:
-            return stream.write(text)
+            return output.write_plain(stream, text)
         # Under tqdm's lock, which a bar holds to start and to draw itself: a
         # line is never written behind a bar that another thread just started.
         with std.tqdm.get_lock():
             if not getattr(std.tqdm, "_instances", None):
-                return stream.write(text)
+                return output.write_plain(stream, text)
             std.tqdm.write(text, file=stream, end="")
             return len(text)
 
     def flush(self) -> None:
-        self.stream.flush()
+        """Wait until the console thread has written what was queued."""
+        output.wait()
 
     def isatty(self) -> bool:
         return self.stream.isatty()
+
+
+class Output:
+    """The console thread: console text is written from a thread of its own, in
+    order, so that a console nobody reads (a pipe whose reader stopped, a
+    terminal paused with Ctrl+S) stalls that thread alone, never the log files
+    nor the program.
+
+    At most BACKLOG_LINES lines (BACKLOG_CHARS characters) wait for it; a text
+    beyond that is dropped whole and its lines counted (``take_dropped()``). A
+    thread that wants its text shown waits (``wait()``) while the console takes
+    text, but never GRACE_SECONDS without progress, nor at all while it has made
+    none since the last wait gave up.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # Reentrant: a signal handler may warn while its thread queues a text.
+        self.ready = threading.Condition(threading.RLock())
+        self.pending: collections.deque[tuple[Write, TextIO, str, int]] = (
+            collections.deque()
+        )
+        self.lines = self.chars = 0  # waiting or being written
+        self.dropped = 0  # lines dropped and not yet told
+        self.queued = self.done = 0  # texts queued, and those written or dropped
+        self.progress = 0  # writes done: tells a slow console from a stuck one
+        self.stuck_at = -1  # the progress at which a wait last gave up
+        self.epoch = 0  # a new one when the backlog is given up
+        self.item = (0, 0)  # the text being written: its epoch, lines written
+        self.thread: threading.Thread | None = None
+
+    def put(self, write: Write, stream: TextIO, text: str) -> None:
+        """Queue ``write(stream, text)`` for the console thread; never blocks."""
+        if not text:
+            return
+        lines = text.count("\n")
+        if sys.is_finalizing():  # no other thread runs any more: write it now
+            if self.stuck_at != self.progress:
+                with contextlib.suppress(Exception):
+                    write(stream, text)
+            return
+        with self.ready:
+            if (
+                self.lines + lines > BACKLOG_LINES
+                or self.chars + len(text) > BACKLOG_CHARS
+            ):
+                self.dropped += lines
+                return
+            if not self._started():  # at exit no thread starts: write it now
+                with contextlib.suppress(Exception):
+                    write(stream, text)
+                return
+            self.pending.append((write, stream, text, lines))
+            self.lines += lines
+            self.chars += len(text)
+            self.queued += 1
+            self.ready.notify_all()
+
+    def _started(self) -> bool:
+        if self.thread is not None and self.thread.is_alive():
+            return True
+        thread = threading.Thread(target=self._run, name="log-console", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            return False
+        self.thread = thread
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self.ready:
+                while not self.pending:
+                    self.ready.wait()
+                write, stream, text, lines = self.pending.popleft()
+                epoch = self.epoch
+                self.item = (epoch, 0)
+            try:
+                try:
+                    write(stream, text)
+                except UnicodeEncodeError as error:  # a stream stricter than stderr
+                    codec = error.encoding
+                    write(stream, text.encode(codec, "backslashreplace").decode(codec))
+                stream.flush()
+                failed = False
+            except Exception:  # a closed console: what was not written is dropped
+                failed = True
+            with self.ready:
+                if epoch == self.epoch:
+                    rest = lines - self.item[1]  # not counted as written yet
+                    self.dropped += rest if failed else 0
+                    self.lines -= rest
+                    self.chars -= len(text)
+                    self.done += 1
+                self.progress += 1
+                self.ready.notify_all()
+
+    def write_plain(self, stream: TextIO, text: str) -> int:
+        """Write ``text`` to ``stream``, on the console thread.
+
+        The interpreter's standard error or output is written with ``os.write``:
+        through the stream object, a write that blocks would hold the stream's
+        lock, which the interpreter waits for as it exits (and then aborts). A
+        pipe takes a write of at most PIPE_BUF bytes whole or not at all, so
+        whole lines go in writes that size: each line is written, or counted as
+        dropped.
+        """
+        fd = self._descriptor(stream)
+        if fd is None:
+            return stream.write(text)
+        data = text.encode(stream.encoding or "utf-8", "backslashreplace")
+        epoch, start = self.item[0], 0
+        while start < len(data) and epoch == self.epoch:  # else given up
+            end = data.rfind(b"\n", start, start + PIPE_BUF) + 1
+            if end <= start:  # a line longer than PIPE_BUF: alone
+                end = data.find(b"\n", start) + 1 or len(data)
+            chunk = memoryview(data)[start:end]
+            while chunk:
+                try:
+                    chunk = chunk[os.write(fd, chunk) :]
+                except BlockingIOError:  # a non-blocking descriptor, full
+                    time.sleep(0.01)
+            lines = data.count(b"\n", start, end)
+            with self.ready:
+                if epoch == self.epoch:
+                    self.item = (epoch, self.item[1] + lines)
+                    self.lines -= lines
+                self.progress += 1
+                self.ready.notify_all()
+            start = end
+        return len(text)
+
+    def _descriptor(self, stream: TextIO) -> int | None:
+        """The file descriptor of the interpreter's standard error or output
+        (POSIX), on the console thread; None for any other stream."""
+        standard = (sys.__stderr__, sys.__stdout__)
+        if os.name != "posix" or threading.current_thread() is not self.thread:
+            return None
+        if not any(stream is each for each in standard):
+            return None
+        try:
+            stream.flush()  # what the program wrote to it before
+            return stream.fileno()
+        except (OSError, ValueError):
+            return None
+
+    def wait(self, timeout: float = GRACE_SECONDS) -> bool:
+        """Wait until every text queued so far is written; False if the console
+        made no progress for ``timeout`` seconds, or none since a wait gave up.
+
+        Never waits on the log writer's thread (``never_wait_here()``), nor on
+        the console thread itself.
+        """
+        if getattr(_local, "never_waits", False) or sys.is_finalizing():
+            return True
+        if threading.current_thread() is self.thread:
+            return True
+        with self.ready:
+            target = self.queued
+            while self.done < target:
+                progress = self.progress
+                if progress == self.stuck_at:
+                    return False
+                deadline = time.monotonic() + timeout
+                while self.progress == progress and self.done < target:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self.stuck_at = progress
+                        return False
+                    self.ready.wait(left)
+            return True
+
+    def discard(self) -> None:
+        """Give up on what waits for the console: its lines count as dropped."""
+        with self.ready:
+            self.dropped += self.lines
+            self.lines = self.chars = 0
+            self.pending.clear()
+            self.done = self.queued
+            self.epoch += 1
+
+    def take_dropped(self, caught_up: bool = False) -> int:
+        """The lines dropped since the last call; with ``caught_up``, 0 until
+        the console has written what waited for it."""
+        with self.ready:
+            if caught_up and self.lines:
+                return 0
+            dropped, self.dropped = self.dropped, 0
+            return dropped
+
+
+def never_wait_here() -> None:
+    """This thread (the log writer's) never waits for the console."""
+    _local.never_waits = True
+
+
+_local = threading.local()
+output = Output()
+if hasattr(os, "register_at_fork"):  # the parent writes the texts it queued
+    os.register_at_fork(after_in_child=output._reset)
+atexit.register(output.wait)  # for texts queued after the log writer stopped

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from .console import output
+
 TYPE_CHECKING = False  # typing is slow to import, and only the checker needs it
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -98,11 +100,11 @@ class AppendFile:
     Text waits in a list until ``flush()``, which writes it with one system
     call: only SIGKILL can cut a line short (the kernel may stop a long write
     between two pages), and no io buffer is shared with code that a signal
-    handler may interrupt. A write
-    that fails halfway (a full disk) is taken back, so the file keeps whole
-    lines. Other processes that append to the file wait meanwhile. The names
-    stay bound to this object, so a record logged during interpreter shutdown
-    (from ``__del__``) is still written.
+    handler may interrupt. A write that fails halfway (a full disk) keeps the
+    whole lines that fit and takes back the line it cut short. Other processes
+    that append to the file wait meanwhile. The names stay bound to this object,
+    so a record logged during interpreter shutdown (from ``__del__``) is still
+    written.
     """
 
     def __init__(self, fd: int, encoding: str, errors: str) -> None:
@@ -110,6 +112,7 @@ class AppendFile:
         # A deque: a signal handler that logs may flush in the middle of a
         # flush, and popleft() hands each text to exactly one of them.
         self.pending: collections.deque[str] = collections.deque()
+        self.lost = 0  # texts of the last flush that did not fit (a full disk)
         self._write, self._truncate, self._close = os.write, os.ftruncate, os.close
         self._fstat, self._lock, self._unlock = os.fstat, lock, unlock
 
@@ -130,13 +133,26 @@ class AppendFile:
             while written < len(data):
                 written += self._write(self.fd, data[written:])
         except OSError:
-            if written:  # the part written is the end of the file
-                with contextlib.suppress(OSError):
-                    end = self._fstat(self.fd).st_size
-                    self._truncate(self.fd, end - written)
+            self._keep_whole_lines(texts, written)
             raise
         finally:
             self._unlock(self.fd)
+
+    def _keep_whole_lines(self, texts: list[str], written: int) -> None:
+        """After a write failed: keep the texts (whole lines) that the ``written``
+        bytes hold, and take back the part of the next one; ``lost`` says how
+        many texts are not in the file."""
+        whole = kept = 0
+        for text in texts:
+            size = len(text.encode(self.encoding, self.errors))
+            if whole + size > written:
+                break
+            whole, kept = whole + size, kept + 1
+        self.lost = len(texts) - kept
+        if written > whole:  # the part written is the end of the file
+            with contextlib.suppress(OSError):
+                end = self._fstat(self.fd).st_size
+                self._truncate(self.fd, end - written + whole)
 
     def close(self) -> None:
         try:
@@ -303,11 +319,10 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
             stream = self.stream
             if stream is None:
                 return
-            records = len(stream.pending)
             try:
                 stream.flush()
             except OSError as error:
-                self._failed(error, records)
+                self._failed(error, stream.lost)
 
     def detach(self) -> None:
         """In a forked child: the parent writes this file, never this process."""
@@ -426,11 +441,9 @@ class LogFileHandler(logging.handlers.RotatingFileHandler):
 
 
 def warn(message: str) -> None:
-    """A line on standard error, where the console is: never through logging."""
+    """A line on standard error, where the console is: never through logging, and
+    written by the console thread (see console.Output for how long it waits)."""
     stream = sys.stderr or sys.__stderr__
     if stream is not None:
-        try:
-            stream.write(f"logging: {message}\n")
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+        output.put(output.write_plain, stream, f"logging: {message}\n")
+        output.wait()

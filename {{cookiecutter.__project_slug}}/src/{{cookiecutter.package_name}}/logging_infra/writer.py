@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from . import {{ "json_format, " if cookiecutter.log_format == "json" }}redact, relay, sigterm
+from . import console, {{ "json_format, " if cookiecutter.log_format == "json" }}redact, relay, sigterm
 from .console import ConsoleHandler
 from .files import LogFileHandler, warn
 
@@ -158,6 +158,7 @@ class _Writer:
 
     def _run(self) -> None:
         sigterm.leave_signals_to_the_main_thread()
+        console.never_wait_here()  # the console thread writes, dropping if stuck
         records = self.records
         gives_way = self.relay is None  # this process writes the files
         backlog = 0  # items queued at the last look
@@ -213,6 +214,23 @@ class _Writer:
                 handler.flush()
         if self.server is not None:
             self.server.flush()
+        if console.output.dropped and self.relay is None:
+            self._note_console_drops(caught_up=True)
+
+    def _note_console_drops(self, caught_up: bool = False) -> None:
+        """Say in the files how many console lines were dropped (once the console
+        caught up again, or at the end)."""
+        dropped = console.output.take_dropped(caught_up)
+        if not dropped:
+            return
+        message = "%d console lines were dropped: the console was not being read"
+        record = logging.LogRecord(
+            __name__, logging.WARNING, __file__, 0, message, (dropped,), None, "flush"
+        )
+        for handler in self.handlers:
+            if isinstance(handler, LogFileHandler) and record.levelno >= handler.level:
+                handler.handle(record)
+                handler.flush()
 
     def on_own_thread(self) -> bool:
         """Is this the writer thread, or one that feeds it?"""
@@ -238,7 +256,7 @@ class _Writer:
             return True
         done = threading.Event()
         self.records.put_nowait(done)
-        return self._wait(done.is_set, timeout)
+        return self._wait(done.is_set, timeout) and console.output.wait()
 
     def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``done()``, while the writer lives and makes progress."""
@@ -261,6 +279,10 @@ class _Writer:
         if self.is_alive() and not self.on_own_thread():
             self.records.put_nowait(None)
             self._wait(lambda: not self.is_alive(), FLUSH_SECONDS)
+        if not self.on_own_thread() and not console.output.wait():
+            console.output.discard()  # a console that takes nothing: given up
+        if self.relay is None:
+            self._note_console_drops()
         if self.server is not None:
             self.server.close_files()
         if self.handler is not None and self.handler in self.root.handlers:
