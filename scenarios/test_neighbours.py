@@ -309,3 +309,33 @@ print(time.time())  # the parent's work is done: exit
     assert sorted(messages(tmp_path, "error")) == sorted(["parent record", *expected])
     console = (tmp_path / "child.err").read_text(encoding="utf-8").splitlines()
     assert sorted(console) == sorted(expected if own else ["parent record", *expected])
+
+
+def test_spawned_workers_end_without_a_warning_or_git(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    """A worker's end gives the handlers back to its root logger: that is no
+    other code configuring logging (no warning), and it asks git nothing."""
+    body = """
+import multiprocessing
+from {{ cookiecutter.package_name }}.logging_infra import runs
+config.setup_logging(LOG_DIR)
+def task(number):
+    log.critical("task %d", number)
+    runs.git_info = lambda directory: print("git asked", file=sys.stderr)
+if __name__ == "__main__":
+    hook = config.worker_logging()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2, initializer=hook, maxtasksperchild=1) as pool:
+        pool.map(task, range(4), chunksize=1)
+        pool.close()
+        pool.join()
+"""
+    path = tmp_path / "pool.py"
+    path.write_text(script(tmp_path, body), encoding="utf-8")
+
+    result = run_python(str(path), timeout=120)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(result.stderr.splitlines()) == [f"task {n}" for n in range(4)]
+    assert sorted(messages(tmp_path)) == [f"task {n}" for n in range(4)]

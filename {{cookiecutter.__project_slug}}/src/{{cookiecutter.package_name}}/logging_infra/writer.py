@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 
-from . import console, {{ "json_format, " if cookiecutter.log_format == "json" }}redact, relay, sigterm
+from . import coexist, console, {{ "json_format, " if cookiecutter.log_format == "json" }}redact, relay, sigterm
 from .console import ConsoleHandler
 from .files import LogFileHandler, warn
 
@@ -286,6 +286,7 @@ class _Writer:
         if self.server is not None:
             self.server.close_files()
         if self.handler is not None and self.handler in self.root.handlers:
+            coexist.unwatch()  # this changes root's handlers: not a surprise
             self.root.removeHandler(self.handler)
             for handler in self.relay.handlers if self.relay else self.handlers:
                 if self.relay and isinstance(handler, LogFileHandler):
