@@ -256,6 +256,7 @@ class _Writer:
             return True
         done = threading.Event()
         self.records.put_nowait(done)
+        done.wait(0.1)  # the usual case: written at once, not a poll later
         return self._wait(done.is_set, timeout) and console.output.wait()
 
     def _wait(self, done: Callable[[], bool], timeout: float) -> bool:
@@ -278,6 +279,8 @@ class _Writer:
             self.server.close()  # what joined processes sent is queued first
         if self.is_alive() and not self.on_own_thread():
             self.records.put_nowait(None)
+            if self.thread is not None:  # the usual end: at once, not a poll later
+                self.thread.join(0.1)
             self._wait(lambda: not self.is_alive(), FLUSH_SECONDS)
         if not self.on_own_thread() and not console.output.wait():
             console.output.discard()  # a console that takes nothing: given up
