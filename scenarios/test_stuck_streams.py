@@ -120,11 +120,12 @@ def test_a_console_nobody_reads_never_stalls_the_files_or_the_program(
         tmp_path,
         f"""
 config.setup_logging(log_dir)
-slowest = 0.0
+slowest, slow = 0.0, 0
 for number in range({BURST}):
     start = time.monotonic()
     log.info("record %05d", number)
-    slowest = max(slowest, time.monotonic() - start)
+    took = time.monotonic() - start
+    slowest, slow = max(slowest, took), slow + (took > 0.5)
 start = time.monotonic()
 config.flush_logs()
 flushed = time.monotonic() - start
@@ -134,20 +135,23 @@ start = time.monotonic()
 for number in range(3):
     files.warn("a warning for a console nobody reads")
 warned = time.monotonic() - start
-print(slowest, flushed, in_file, warned, flush=True)
+print(slowest, slow, flushed, in_file, warned, flush=True)
 """,
     )
-    slowest, flushed, in_file, warned = read_line(process, timeout=60).split()
+    slowest, slow, flushed, in_file, warned = read_line(process, timeout=60).split()
     exit_seconds = ended(process, timeout=console.GRACE_SECONDS + 5)
     assert process.stderr is not None
     shown = process.stderr.read().decode()
 
     assert process.returncode == 0, shown[-2000:]
-    assert float(slowest) < 1.0  # calls never wait for the console
+    # A call waits (for room in the writer's queue) only while the writer finds
+    # the console stuck, once: about the grace.
+    assert float(slowest) < console.GRACE_SECONDS + 1.5
+    assert int(slow) <= 1
     assert float(flushed) < console.GRACE_SECONDS + 1.5  # no progress: gives up
     assert int(in_file) == BURST  # the file was written meanwhile, all of it
     assert float(warned) < 0.5  # given up on: no wait until the console moves
-    assert exit_seconds < 2.0  # the end waits no more either
+    assert exit_seconds < 1.5  # the end waits no more either
     lines = info_lines(tmp_path)
     assert sum(m.startswith("record ") for m in messages(lines)) == BURST
     on_console = numbers(shown, "record")
@@ -225,6 +229,89 @@ print("done", flush=True)
     assert sum(m.startswith("record ") for m in messages(lines)) == BURST
     on_console = numbers(shown, "record")
     assert dropped_notes(lines) == [BURST - len(on_console)]
+
+
+CHILD = f"""
+import logging
+from {{ cookiecutter.package_name }} import config
+config.RUN_DIRS_KEPT = None
+for name in ("console", "info"):
+    config.LOGGING_CONFIG["handlers"][name]["level"] = "INFO"
+config.LOGGING_CONFIG["root"]["level"] = "INFO"
+config.setup_logging()  # joins the run of the process that started it
+for number in range({BURST}):
+    logging.getLogger("child").info("child %05d", number)
+print("done", flush=True)
+"""
+
+
+@posix_only
+@pytest.mark.slow
+@pytest.mark.parametrize("repetition", range(2))
+def test_a_joined_process_whose_console_is_not_read_sends_its_count(
+    tmp_path: Path, repetition: int
+) -> None:
+    # A child whose standard error is a pipe nobody reads (not the owner's) writes
+    # its own console; the owner's files get its records and its count.
+    process = start(
+        tmp_path,
+        f"""
+import subprocess
+config.setup_logging(log_dir)
+child = subprocess.Popen(
+    [sys.executable, "-c", {CHILD!r}],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+)
+assert child.stdout.readline() == b"done\\n"
+start = time.monotonic()
+child.wait(30)
+took = time.monotonic() - start
+shown = child.stderr.read().decode().count("child ")
+print(child.returncode, took, shown, flush=True)
+""",
+    )
+    returncode, took, shown = read_line(process, timeout=90).split()
+    ended(process, timeout=30)
+
+    assert returncode == "0"
+    assert float(took) < console.GRACE_SECONDS + 3
+    found = messages(info_lines(tmp_path))
+    assert sum(m.startswith("child ") for m in found) == BURST
+    assert dropped_notes(found) == [BURST - int(shown)]
+
+
+@posix_only
+@pytest.mark.slow
+@pytest.mark.parametrize("repetition", range(3))
+def test_a_console_that_is_a_file_gets_every_line_of_a_burst(
+    tmp_path: Path, repetition: int
+) -> None:
+    # A console slower than the program (redirected to a file, as cluster jobs
+    # are, on busy cores) is waited for: only a stuck one loses lines.
+    path = tmp_path / "scenario.py"
+    path.write_text(
+        PRELUDE
+        + f"""
+config.setup_logging(log_dir)
+for number in range({BURST}):
+    log.info("record %05d", number)
+""",
+        encoding="utf-8",
+    )
+    console_file = tmp_path / "console.txt"
+    with console_file.open("wb") as stderr:
+        subprocess.run(
+            [sys.executable, str(path), str(tmp_path / "logs")],
+            env={**os.environ, "PYTHONPATH": str(SRC_DIR)},
+            stderr=stderr,
+            timeout=120,
+            check=True,
+        )
+
+    shown = console_file.read_text("utf-8")
+    assert numbers(shown, "record") == list(range(BURST))
+    assert dropped_notes(info_lines(tmp_path)) == []
 
 
 FULL_DISK = """

@@ -33,14 +33,14 @@ if TYPE_CHECKING:
 
     Write = Callable[[TextIO, str], object]
 
-# Console text waiting for a console that is slow or not read at most: beyond
-# it, texts are dropped whole, and the log files say how many lines.
+# Console text waiting for the console at most: beyond it, more waits for room
+# while the console takes text (a slow one), and is dropped while it does not.
 BACKLOG_LINES = 10_000
 BACKLOG_CHARS = 4 * 1024**2
-# How long a thread that wants its text on the console (a warning, flush_logs(),
-# the end of the program) waits for a console that makes no progress: once,
-# then not again until the console moves.
-GRACE_SECONDS = 2.0
+# A console that takes no text this long is stuck: whatever waits for it (the
+# log writer for room, a warning, flush_logs(), the end of the program) stops
+# waiting, and waits no more until it takes text again.
+GRACE_SECONDS = 1.0
 # A pipe takes a write of at most this many bytes whole or not at all.
 PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
 
@@ -181,10 +181,11 @@ class Output:
     nor the program.
 
     At most BACKLOG_LINES lines (BACKLOG_CHARS characters) wait for it; a text
-    beyond that is dropped whole and its lines counted (``take_dropped()``). A
-    thread that wants its text shown waits (``wait()``) while the console takes
-    text, but never GRACE_SECONDS without progress, nor at all while it has made
-    none since the last wait gave up.
+    beyond that waits for room, and a thread that wants its text shown waits for
+    it to be written (``wait()``), as long as the console takes text, but never
+    GRACE_SECONDS without progress, nor at all while it has made none since a
+    wait last gave up: then a text beyond the backlog is dropped whole and its
+    lines counted (``take_dropped()``).
     """
 
     def __init__(self) -> None:
@@ -206,7 +207,7 @@ class Output:
         self.thread: threading.Thread | None = None
 
     def put(self, write: Write, stream: TextIO, text: str) -> None:
-        """Queue ``write(stream, text)`` for the console thread; never blocks."""
+        """Queue ``write(stream, text)`` for the console thread."""
         if not text:
             return
         lines = text.count("\n")
@@ -216,12 +217,13 @@ class Output:
                     write(stream, text)
             return
         with self.ready:
-            if (
+            while self.chars and (  # a text larger than the backlog goes alone
                 self.lines + lines > BACKLOG_LINES
                 or self.chars + len(text) > BACKLOG_CHARS
             ):
-                self.dropped += lines
-                return
+                if not self._progressed(GRACE_SECONDS):
+                    self.dropped += lines
+                    return
             if not self._started():  # at exit no thread starts: write it now
                 with contextlib.suppress(Exception):
                     write(stream, text)
@@ -334,17 +336,24 @@ class Output:
         with self.ready:
             target = self.queued
             while self.done < target:
-                progress = self.progress
-                if progress == self.stuck_at:
+                if not self._progressed(timeout):
                     return False
-                deadline = time.monotonic() + timeout
-                while self.progress == progress and self.done < target:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        self.stuck_at = progress
-                        return False
-                    self.ready.wait(left)
             return True
+
+    def _progressed(self, timeout: float) -> bool:
+        """Under the lock: wait until the console writes something; False if it
+        does not within ``timeout`` seconds, or did not since a wait gave up."""
+        progress, epoch = self.progress, self.epoch
+        if progress == self.stuck_at:
+            return False
+        deadline = time.monotonic() + timeout
+        while self.progress == progress and self.epoch == epoch:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stuck_at = progress
+                return False
+            self.ready.wait(left)
+        return True
 
     def discard(self) -> None:
         """Give up on what waits for the console: its lines count as dropped."""
@@ -354,6 +363,7 @@ class Output:
             self.pending.clear()
             self.done = self.queued
             self.epoch += 1
+            self.ready.notify_all()
 
     def take_dropped(self, caught_up: bool = False) -> int:
         """The lines dropped since the last call; with ``caught_up``, 0 until

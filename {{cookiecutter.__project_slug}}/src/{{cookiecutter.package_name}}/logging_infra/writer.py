@@ -214,21 +214,23 @@ class _Writer:
                 handler.flush()
         if self.server is not None:
             self.server.flush()
-        if console.output.dropped and self.relay is None:
+        if console.output.dropped:
             self._note_console_drops(caught_up=True)
 
     def _note_console_drops(self, caught_up: bool = False) -> None:
         """Say in the files how many console lines were dropped (once the console
-        caught up again, or at the end)."""
+        caught up again, or at the end); a joined process sends it to the owner."""
         dropped = console.output.take_dropped(caught_up)
         if not dropped:
             return
+        from .configure import _FilesOnly  # configure imports this module
+
         message = "%d console lines were dropped: the console was not being read"
-        record = logging.LogRecord(
+        record = _FilesOnly(
             __name__, logging.WARNING, __file__, 0, message, (dropped,), None, "flush"
         )
-        for handler in self.handlers:
-            if isinstance(handler, LogFileHandler) and record.levelno >= handler.level:
+        for handler in self.handlers:  # the console's filter turns it away
+            if record.levelno >= handler.level:
                 handler.handle(record)
                 handler.flush()
 
@@ -284,8 +286,7 @@ class _Writer:
             self._wait(lambda: not self.is_alive(), FLUSH_SECONDS)
         if not self.on_own_thread() and not console.output.wait():
             console.output.discard()  # a console that takes nothing: given up
-        if self.relay is None:
-            self._note_console_drops()
+        self._note_console_drops()
         if self.server is not None:
             self.server.close_files()
         if self.handler is not None and self.handler in self.root.handlers:
