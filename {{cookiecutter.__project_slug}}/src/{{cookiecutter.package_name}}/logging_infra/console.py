@@ -158,8 +158,8 @@ class ConsoleStream(io.TextIOBase):
         std = sys.modules.get("tqdm.std")
         if std is None:
             return output.write_plain(stream, text)
-        # Under tqdm's lock, which a bar holds to start and to draw itself: a
-        # line is never written behind a bar that another thread just started.
+        # Under tqdm's lock, which a bar holds to draw itself: no bar starts
+        # drawing between the look at the bars and the line.
         with std.tqdm.get_lock():
             if not getattr(std.tqdm, "_instances", None):
                 return output.write_plain(stream, text)

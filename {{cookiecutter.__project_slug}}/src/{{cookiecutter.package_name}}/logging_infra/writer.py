@@ -97,8 +97,8 @@ class _QueueHandler(logging.handlers.QueueHandler):
             if sigterm.reset:  # SIGTERM was put back to its default: take it back
                 sigterm.reclaim()
         except Exception:
-            redact.mask_arguments(record)  # handleError() prints them
-            self.handleError(record)
+            redact.mask_arguments(record)  # and the error, as handleError() would
+            redact.report_error(record)
         return True
 
     def flush(self) -> None:
