@@ -243,8 +243,8 @@ def test_a_joined_peer_s_bad_frames_close_only_its_own_connection(
         connection.sendall(frame(b'[0, [["info", 30, "peer", "a plain batch"]]]'))
     log.warning("the owner goes on")
     deadline = time.monotonic() + 10
-    while "a plain batch" not in (lines := (tmp_path / "info.log").read_text()):
-        assert time.monotonic() < deadline, lines
+    while "a plain batch" not in (text := (tmp_path / "info.log").read_text()):
+        assert time.monotonic() < deadline, text
         time.sleep(0.01)
     config.flush_logs()
 
