@@ -14,6 +14,8 @@ def unused_files(answers: dict) -> list[Path]:
     unused = []
     if answers["log_format"] != "json":
         unused.append(infra / "json_format.py")
+    if answers["tracker"] == "none":
+        unused.append(infra / "tracking.py")
     return unused
 
 

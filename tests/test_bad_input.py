@@ -135,14 +135,14 @@ def test_free_text_renders_valid_python_and_toml(tmp_path: Path) -> None:
     status, output, out = bake_cli(
         tmp_path,
         f"project_name=Odd {text}",
-        f"description={text}",
         f"author_name={text}",
     )
 
     assert status == 0, output
     [project] = out.iterdir()
     pyproject = tomllib.loads((project / "pyproject.toml").read_text("utf-8"))
-    assert pyproject["project"]["description"] == text
+    description = f"Odd {text}: machine learning with logging wired in."
+    assert pyproject["project"]["description"] == description
     assert pyproject["project"]["authors"] == [
         {"name": text, "email": "you@example.com"}
     ]

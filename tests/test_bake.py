@@ -64,11 +64,14 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "info_log_level": "CRITICAL",
     },
     "awkward-text": {
-        "project_name": "Ünïcode Project 2",
-        "description": "Quotes \" ' \\ back\\slash, { braces }, tab\tand\nnewline 😀",
+        # Also in the description, which follows from the name.
+        "project_name": 'Ünïcode "Quotes" \' \\ back\\slash, { braces }, tab\t 😀 2',
         "author_name": 'O\'Brien "Q" \\',
         "author_email": "",
     },
+    # Each tracker, with a layout and a format the others leave at their defaults.
+    "tracker-mlflow": {"tracker": "mlflow", "log_layout": "per_run"},
+    "tracker-tensorboard": {"tracker": "tensorboard", "log_format": "json"},
     "longest-names": {
         "project_name": "x" * 40,
         "log_dir": "deeply-nested.log-dir/" * 2 + "d" * 16,
@@ -118,6 +121,7 @@ class Baked:
     def options(self) -> set[str]:
         """The optional features this project was made with."""
         chosen = {self.answers["log_format"], self.answers["console_style"]}
+        chosen.add(self.answers.get("tracker", "none"))
         return chosen | ({"tqdm"} if self.answers["use_tqdm"] else set())
 
     def run_demo(self, *args: str) -> subprocess.CompletedProcess[str]:
@@ -210,6 +214,7 @@ def test_expected_files_exist(baked: Baked) -> None:
     optional = {
         f"{infra}/json_format.py": "json" in baked.options,
         "scenarios/test_json.py": "json" in baked.options,
+        f"{infra}/tracking.py": "none" not in baked.options,
     }
     assert {name: name in relative for name in optional} == optional
 
@@ -219,7 +224,11 @@ def test_dependencies_follow_the_options(baked: Baked) -> None:
     names = [
         re.split(r"[<>=]", spec)[0] for spec in pyproject["project"]["dependencies"]
     ]
-    assert names == [name for name in ("rich", "tqdm") if name in baked.options]
+    wanted = {"mlflow": ["mlflow"], "rich": ["rich"], "tqdm": ["tqdm"]}
+    wanted["tensorboard"] = ["tensorboard", "tensorboardX"]
+    assert names == [
+        name for key in sorted(wanted) if key in baked.options for name in wanted[key]
+    ]
 
 
 def test_files_read_as_written_by_hand(baked: Baked) -> None:
@@ -255,7 +264,7 @@ def test_config_reads_in_one_sitting(baked: Baked) -> None:
 def test_data_and_code_parse(baked: Baked) -> None:
     pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text("utf-8"))
     assert pyproject["project"]["name"] == baked.answers["__project_slug"]
-    assert pyproject["project"]["description"] == baked.answers["description"]
+    assert pyproject["project"]["description"] == baked.answers["__description"]
     assert pyproject["project"]["authors"][0]["name"] == baked.answers["author_name"]
     for path in baked.files:
         if path.suffix in {".yml", ".yaml"}:
@@ -313,7 +322,7 @@ def test_main_script_logs_a_run(baked: Baked) -> None:
         summary = r"Run (\S+) started: .* --epochs 2; args=\{\"epochs\": 2, .*"
         started = re.fullmatch(summary, messages[0])
         assert started, messages[0]
-        epochs = [m.split()[1] for m in messages if "valid_loss=" in m]
+        epochs = [m.split()[1] for m in messages if m.startswith("epoch ")]
         assert epochs == ["1/2", "2/2"]
         assert re.fullmatch(rf"Run {started[1]} finished in [\d.]+s", messages[-1])
         assert not any(shown in m.split() for m in messages), "the console's lines"

@@ -17,7 +17,6 @@ QUESTIONS = [key for key in CONTEXT if not key.startswith("_")]
 OTHER_TEXT = {
     "project_name": "Other Project",
     "package_name": "other_package",
-    "description": "Another description.",
     "author_name": "Someone Else",
     "author_email": "",
     "log_dir": "var/logs",
@@ -61,9 +60,9 @@ def parse_questions(output: str) -> list[tuple[str, list[str]]]:
 
 
 def test_interactive_bake_asks_each_question_once(tmp_path: Path) -> None:
-    # Typed answers: a name, five defaults, then the console above info.log
-    # (CRITICAL over DEBUG), JSON, Rich, tqdm and a directory per run.
-    typed = ["Interactive Demo", "", "", "", "", "", "5", "2", "2", "2", "y", "2"]
+    # Typed answers: a name, four defaults, then the console above info.log
+    # (CRITICAL over DEBUG), JSON, Rich, tqdm, a directory per run and TensorBoard.
+    typed = ["Interactive Demo", "", "", "", "", "5", "2", "2", "2", "y", "2", "3"]
     result = subprocess.run(
         [tool("cookiecutter"), str(TEMPLATE_DIR), "-o", str(tmp_path)],
         cwd=tmp_path,
@@ -98,6 +97,7 @@ def test_interactive_bake_asks_each_question_once(tmp_path: Path) -> None:
         "DEBUG",
     ]
     assert (project / "src/interactive_demo/logging_infra/json_format.py").exists()
+    assert (project / "src/interactive_demo/logging_infra/tracking.py").exists()
 
 
 class Bakes:

@@ -292,7 +292,7 @@ def test_cruft_updates_a_project_of_an_older_template(tmp_path: Path) -> None:
         "project_name": "Cruft Demo",
         "__project_slug": "cruft-demo",
         "package_name": "cruft_demo",
-        "description": "A machine-learning project with logging wired in.",
+        "__description": "Cruft Demo: machine learning with logging wired in.",
         "author_name": "Your Name",
         "author_email": "you@example.com",
         "log_dir": "logs",
@@ -302,6 +302,7 @@ def test_cruft_updates_a_project_of_an_older_template(tmp_path: Path) -> None:
         "console_style": "rich",
         "use_tqdm": True,
         "log_layout": "per_run",
+        "tracker": "none",
     }
     # The same answers given to the template as it is now make the same files.
     fresh = cookiecutter(

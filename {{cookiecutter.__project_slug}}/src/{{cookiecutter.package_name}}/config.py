@@ -1,15 +1,12 @@
-"""Paths and logging: the single home of the logging configuration.
-
-Read it top to bottom: the paths, ``LOGGING_CONFIG`` (plain ``dictConfig`` data),
-then the functions your code calls. Change this file, not ``logging_infra/``.
-"""
+"""Paths, ``LOGGING_CONFIG`` (plain ``dictConfig`` data), then the functions your
+code calls: the one home of the logging set-up. Change it, not ``logging_infra/``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from .logging_infra import configure, runs, writer
+from .logging_infra import configure, runs, {{ "tracking, " if cookiecutter.tracker != "none" }}writer
 from .logging_infra.context import RunContext
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without the slow import of typing
@@ -34,23 +31,22 @@ LOG_LEVEL_ENV = "{{ cookiecutter.package_name | upper }}_LOG_LEVEL"
 LOG_DIR_ENV = "{{ cookiecutter.package_name | upper }}_LOG_DIR"
 RUN_ID_ENV = "{{ cookiecutter.package_name | upper }}_RUN_ID"
 OTHER_RANKS_CONSOLE_LEVEL = "WARNING"  # the least that ranks > 0 show on the console
+{%- if cookiecutter.tracker == "mlflow" %}
+MLFLOW_URI = f"sqlite:///{BASE_DIR / 'mlflow.db'}"  # or MLFLOW_TRACKING_URI's server
+{%- endif %}
 
-# Logging. File names are relative to the log directory; ranks other than 0 write
-# their own files (info.rank1.log, ...), so no two processes share a file.
+# File names are relative to the log directory; rank 1 writes info.rank1.log, ...
 INFRA = f"{__package__}.logging_infra"
 LOGGING_CONFIG: dict[str, Any] = {
     "version": 1,
-    # Keep loggers that modules created with getLogger(__name__) at import time.
-    "disable_existing_loggers": False,
-    "formatters": {
-        # The message alone, control characters escaped: it cannot drive a terminal.
+    "disable_existing_loggers": False,  # keep loggers that modules made at import
+    "formatters": {  # minimal: the message alone, escaped: it cannot drive a terminal
         "minimal": {"class": f"{INFRA}.text_format.ConsoleFormatter"},
 {%- if cookiecutter.log_format == "json" %}
         # One JSON object per line, with ``extra`` fields as keys of their own.
         "detailed": {"()": f"{INFRA}.json_format.JsonFormatter"},
 {%- else %}
-        "detailed": {
-            # One line per record: line breaks and control characters escaped.
+        "detailed": {  # one line per record: line breaks, control characters escaped
             "class": f"{INFRA}.text_format.TextFormatter",
             "format": (
                 "%(levelname)s %(asctime)s run=%(run_id)s rank=%(rank)s "
@@ -60,10 +56,8 @@ LOGGING_CONFIG: dict[str, Any] = {
 {%- endif %}
     },
     "filters": {
-        # Adds run_id, rank and host; setup_logging() fills in the values.
-        "context": {"()": f"{INFRA}.context.ContextFilter"},
-        # Masks secrets, also values of secret-looking variables of the environment.
-        "redact": {"()": f"{INFRA}.redact.RedactFilter"},
+        "context": {"()": f"{INFRA}.context.ContextFilter"},  # run_id, rank, host
+        "redact": {"()": f"{INFRA}.redact.RedactFilter"},  # masks secrets
     },
     "handlers": {
         "console": {
@@ -101,8 +95,7 @@ LOGGING_CONFIG: dict[str, Any] = {
     },
     # The least of the handlers' levels: a record below it is not even formatted.
     "root": {"level": "{{ ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'] | select('in', [cookiecutter.console_log_level, cookiecutter.info_log_level, 'ERROR']) | first }}", "handlers": ["console", "info", "error"]},
-    # Libraries that are chatty below WARNING, even when the root is at DEBUG.
-    "loggers": {
+    "loggers": {  # libraries chatty below WARNING, even with the root at DEBUG
         name: {"level": "WARNING"}
         for name in (
             *("asyncio", "botocore", "filelock", "fsspec", "git", "h5py", "httpcore"),
@@ -118,12 +111,13 @@ def setup_logging(
     *,
     new_run: bool = False,
 ) -> Path | None:
-    """Configure logging from LOGGING_CONFIG (again: replaces, never adds). ``log_dir``
-    defaults to LOG_DIR_ENV, then LOGS_DIR; ``level`` (overall and console) to
-    LOG_LEVEL_ENV. Called again (a notebook's cell), the run goes on until
-    log_run_end() or ``new_run=True``. Returns the log directory, or None if not
-    writable: console only."""
+    """Configure logging (log_dir: LOG_DIR_ENV or LOGS_DIR; level: LOG_LEVEL_ENV); if
+    again, the same run unless ``new_run``. Returns the log dir (None: console only)."""
+{%- if cookiecutter.tracker == "none" %}
     return configure.setup(
+{%- else %}
+    directory = configure.setup(
+{%- endif %}
         LOGGING_CONFIG,
         log_dir=log_dir,
         level=level,
@@ -133,6 +127,13 @@ def setup_logging(
         run_dirs_kept=RUN_DIRS_KEPT,
         new_run=new_run,
     )
+{%- if cookiecutter.tracker == "mlflow" %}
+    tracking.start(RUN_DIRS_KEPT is not None, MLFLOW_URI)
+    return directory
+{%- elif cookiecutter.tracker == "tensorboard" %}
+    tracking.start(RUN_DIRS_KEPT is not None)  # event files beside the logs
+    return directory
+{%- endif %}
 
 
 def log_run_start() -> None:
@@ -155,9 +156,18 @@ def add_run_info(**fields: Any) -> None:
     runs.add_info(fields)
 
 
+def log_metrics(step: int, **values: float) -> None:
+{%- if cookiecutter.tracker == "none" %}
+    """Log metrics as one record in the files: ``log_metrics(epoch, loss=0.25)``."""
+    configure.log_metrics(step, values)
+{%- else %}
+    """``log_metrics(epoch, loss=0.2)``: queued for metrics.jsonl and {{ "MLflow" if cookiecutter.tracker == "mlflow" else "TensorBoard" }}."""
+    tracking.log(step, values)
+{%- endif %}
+
+
 def worker_logging() -> Callable[..., None]:
-    """An initializer (``initializer=``, ``worker_init_fn=``) that makes a worker
-    process join this run, with this process's levels: see README, Many processes."""
+    """For ``initializer=`` or ``worker_init_fn=``: the worker process joins the run."""
     return writer.worker_initializer()
 
 

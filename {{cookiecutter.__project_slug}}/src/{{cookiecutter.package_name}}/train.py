@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from tqdm import tqdm
 {%- endif %}
 
+from .config import log_metrics
 from .data import Sample
 
 logger = logging.getLogger(__name__)
@@ -48,15 +49,19 @@ def train(
 {%- else %}
     for epoch in range(1, epochs + 1):
 {%- endif %}
+        train_loss = 0.0
         for step, (x, y) in enumerate(train_set, start=1):
             error = model.predict(x) - y
             model.weight -= lr * 2.0 * error * x
             model.bias -= lr * 2.0 * error
+            train_loss += error * error
             if step % LOG_EVERY == 0:
                 logger.debug("epoch %d step %d loss %.4f", epoch, step, error * error)
         valid_loss = mean_squared_error(model, valid_set)
         if not math.isfinite(valid_loss) or valid_loss > 1e6:
             raise TrainingDiverged(f"validation loss {valid_loss:.3g} at epoch {epoch}")
+        train_loss /= len(train_set)
+        log_metrics(epoch, train_loss=train_loss, valid_loss=valid_loss)
 {%- if cookiecutter.log_format == "json" %}
         logger.info(
             "epoch %d/%d valid_loss=%.4f",

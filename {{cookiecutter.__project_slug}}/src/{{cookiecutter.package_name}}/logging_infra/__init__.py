@@ -13,6 +13,9 @@
 - ``relay``: how every process of a run reaches the one that writes the files
 - ``runs``: run directories, ``latest``, retention and the run record (run.json)
 - ``sigterm``: SIGTERM writes what is queued, then ends the process
+{%- if cookiecutter.tracker != "none" %}
+- ``tracking``: ``log_metrics()`` to metrics.jsonl and {{ "MLflow" if cookiecutter.tracker == "mlflow" else "TensorBoard" }}, from a thread
+{%- endif %}
 - ``text_format``: {{ "the console's" if cookiecutter.log_format == "json" else "one line per record," }} control characters escaped
 - ``writer``: the background writer, worker processes and exit
 """

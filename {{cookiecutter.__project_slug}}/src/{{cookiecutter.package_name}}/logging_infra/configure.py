@@ -241,6 +241,17 @@ def log_run_end(exit_code: int) -> None:
     runs.end(exit_code)
 
 
+def log_metrics(step: int, values: dict[str, Any]) -> None:
+    """Metrics as one record in the files, "Metrics at step 3: loss=0.25", and
+    in JSON files as the fields ``step`` and ``metrics`` too."""
+    text = " ".join(
+        f"{name}={float.__repr__(value) if isinstance(value, float) else value}"
+        for name, value in values.items()
+    )
+    extra = {"step": step, "metrics": values}
+    _log(_FilesOnly, logging.INFO, "Metrics at step %d: %s", step, text, extra=extra)
+
+
 class _ConsoleOnly(logging.LogRecord):
     """A record that only the console shows: where the logs are, say."""
 
@@ -258,7 +269,11 @@ def _in_files(record: logging.LogRecord) -> bool:
 
 
 def _log(
-    kind: type[logging.LogRecord] | None, level: int, msg: str, *args: Any
+    kind: type[logging.LogRecord] | None,
+    level: int,
+    msg: str,
+    *args: Any,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Log as the code that called config's function would, from its module's
     logger and at its line; only to the console or the files if ``kind`` says so."""
@@ -272,6 +287,7 @@ def _log(
     record = (kind or logging.LogRecord)(
         log.name, level, *where, msg, args, None, frame.f_code.co_name
     )
+    record.__dict__.update(extra or {})
     log.handle(record)
 
 

@@ -29,6 +29,7 @@ LIBRARIES = frozenset(
     {
         *("lightning", "pytorch_lightning", "lightning_fabric", "torchmetrics"),
         *("transformers", "datasets", "diffusers", "huggingface_hub", "accelerate"),
+        "mlflow",
     }
 )
 _CONSOLES = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)

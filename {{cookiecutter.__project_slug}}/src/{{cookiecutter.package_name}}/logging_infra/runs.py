@@ -100,6 +100,8 @@ class _Run:
 
 
 _fields: dict[str, Any] = {}  # from add_info(), kept for a record made later
+# Told when the run ends, after the record is written: (record, write it again)
+_endings: list[Callable[[dict[str, Any], Callable[[], None]], None]] = []
 _run: _Run | None = None
 _marker_fd: int | None = None  # this process's hold on its run directory
 _exit_request: SystemExit | None = None  # the last sys.exit() of the main thread
@@ -276,13 +278,15 @@ def _remove_run(directory: Path) -> list[str]:
         for root, extension in map(os.path.splitext, names)
     )
     own = re.compile(rf"(?:{pattern})(?:\.[0-9]+)?")
+    tracker_files = (record or {}).get("tracker_files") or []  # metrics.jsonl, ...
     kept = []
     with os.scandir(directory) as entries:
         for entry in list(entries):
             name = entry.name
             if name == MARKER:
                 continue
-            ours = name == RECORD or _TEMPORARY.fullmatch(name) or own.fullmatch(name)
+            ours = name in (RECORD, *tracker_files) or _TEMPORARY.fullmatch(name)
+            ours = ours or own.fullmatch(name)
             if ours and not entry.is_dir(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
@@ -491,6 +495,22 @@ def add_info(fields: dict[str, Any]) -> None:
         _write(_run)
 
 
+def fields() -> dict[str, Any]:
+    """The fields that add_info() added."""
+    return dict(_fields)
+
+
+def record_file() -> Path | None:
+    """Where this process writes the run record; None if it does not."""
+    return _run.path if _run is not None and _run.pid == os.getpid() else None
+
+
+def when_ending(callback: Callable[[dict[str, Any], Callable[[], None]], None]) -> None:
+    """Call ``callback(record, write)`` once the run has ended (a tracker's)."""
+    if callback not in _endings:
+        _endings.append(callback)
+
+
 def end(exit_code: int | None = None) -> None:
     """Complete the run record: end time, duration, status and exit code.
 
@@ -549,6 +569,8 @@ def _finish(
     elif error is not None:
         run.record["error"] = f"{type(error).__name__}: {error}"
     _write(run)
+    for ending in _endings:
+        ending(run.record, lambda: _write(run))
     _release(run)
 
 
