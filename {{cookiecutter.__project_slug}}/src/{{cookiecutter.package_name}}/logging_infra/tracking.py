@@ -2,7 +2,7 @@
 """Metrics for {{ "MLflow" if cookiecutter.tracker == "mlflow" else "TensorBoard" }}: ``config.log_metrics()`` queues them, a thread writes.
 
 The call only puts the values in a queue. Every SEND_SECONDS a thread appends
-what came to the run's ``metrics.jsonl``, then sends it in one batch. Only the
+what came to the run's ``metrics.jsonl``, then sends it, CHUNK values a call. Only the
 process that writes the run record (rank 0) tracks; other processes' metrics
 are dropped. A tracker that fails or does not answer costs one warning, never
 the run: the metrics stay in ``metrics.jsonl`` and run.json counts the unsent.
