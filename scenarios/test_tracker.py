@@ -167,14 +167,21 @@ def test_a_run_in_the_local_store_holds_params_metrics_logs_and_status(
     script.write_text(
         f"import sys\nfrom {PACKAGE} import config, main\n"
         f"config.MLFLOW_URI = {store!r}\n"
-        "raise SystemExit(main.main(['--epochs', '3', '--lr', sys.argv[1]]))\n"
+        "if sys.argv[1] == 'fail':\n"
+        "    config.setup_logging()\n"
+        "    try:\n"
+        "        config.log_metrics(1, loss=2.5)\n"
+        "        raise RuntimeError('out of memory')\n"
+        "    finally:\n"
+        "        config.log_run_end(1)\n"
+        "raise SystemExit(main.main(['--epochs', '3']))\n"
     )
     environ = {config.LOG_DIR_ENV: str(tmp_path / "logs"), config.LOG_LEVEL_ENV: "INFO"}
     env = {**environ, "MLFLOW_TRACKING_URI": ""}
     ids = []
-    for lr in ("5", "0.005"):  # the first one diverges: a failed run
-        result = run_python(str(script), lr, env=env, timeout=120)
-        assert result.returncode == (1 if lr == "5" else 0), result.stderr
+    for how in ("fail", "train"):  # a failed run, then one that finishes
+        result = run_python(str(script), how, env=env, timeout=120)
+        assert result.returncode == (1 if how == "fail" else 0), result.stderr
         assert "MLflow" not in result.stderr, result.stderr
         ids.append(result.stderr.split()[1])
     check_run(store, tmp_path / "logs", ids[1], "FINISHED")
@@ -390,6 +397,34 @@ def test_old_run_directories_go_with_their_metrics_and_event_files(
 {%- endif %}
 {%- endif %}
 {%- if cookiecutter.tracker != "none" %}
+
+
+def test_a_run_without_metrics_is_left_alone(
+    tmp_path: Path, run_python: RunPython
+) -> None:
+    """No tracker run, no wait at the end, run.json as without a tracker."""
+    lines = [
+        f"from {PACKAGE} import config",
+{%- if cookiecutter.tracker == "mlflow" %}
+        f"config.MLFLOW_URI = 'sqlite:///{tmp_path / 'untouched.db'}'",
+{%- endif %}
+        "config.setup_logging()",
+        "config.log_run_end(0)",
+    ]
+    script = tmp_path / "run.py"
+    script.write_text("\n".join(lines) + "\n")
+    environ = {config.LOG_DIR_ENV: str(tmp_path / "logs"), config.LOG_LEVEL_ENV: "INFO"}
+    result = run_python(str(script), env={**environ, "MLFLOW_TRACKING_URI": ""})
+
+    assert result.returncode == 0, result.stderr
+    assert "{{ "MLflow" if cookiecutter.tracker == "mlflow" else "TensorBoard" }}" not in result.stderr, result.stderr
+    record = run_record(tmp_path / "logs", last_run_id(result.stderr))
+    assert "tracker" not in record and "metrics_logged" not in record
+{%- if cookiecutter.tracker == "mlflow" %}
+    assert not (tmp_path / "untouched.db").exists()
+{%- else %}
+    assert not list((tmp_path / "logs").rglob("events.out.tfevents.*"))
+{%- endif %}
 
 
 LIGHTNING_SCRIPT = """\

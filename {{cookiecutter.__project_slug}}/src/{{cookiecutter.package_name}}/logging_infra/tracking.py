@@ -7,6 +7,7 @@ process that writes the run record (rank 0) tracks; other processes' metrics
 are dropped. A tracker that fails or does not answer costs one warning, never
 the run: the metrics stay in ``metrics.jsonl`` and run.json counts the unsent.
 At the end the tracker gets the run's status{{ ", its log files and run.json" if cookiecutter.tracker == "mlflow" }}.
+It opens at the first metrics: a run that logs none is left alone.
 """
 
 from __future__ import annotations
@@ -172,12 +173,13 @@ class _Tracker:
 
     def __init__(self, backend: {{ backend }}, record: Path, metrics: Path) -> None:
         self.backend: {{ backend }} | None = backend  # None once it failed
-        self.chosen, self.name, self.where = backend, backend.name, backend.where()
+        self.chosen, self.name = backend, backend.name
         self.record, self.file = record, metrics
         self.queue: queue.SimpleQueue[tuple[int, float, dict[str, float]]]
         self.queue = queue.SimpleQueue()
         self.pid = os.getpid()
         self.logged = self.sent = 0  # values, not calls
+        self.called = self.opened = False
         self.waiting: collections.deque[tuple[int, float, dict[str, float]]]
         self.waiting = collections.deque()  # in metrics.jsonl, not yet sent
         self.waiting_values = 0
@@ -187,8 +189,13 @@ class _Tracker:
         self.thread.start()
 
     def _run(self) -> None:
+        self.wake.wait()  # the first metrics: a run without any is left alone
+        self.wake.clear()
+        if self.stopping and self.queue.empty():
+            return
         try:
-            self.chosen.open()  # ready before the first metrics come
+            self.chosen.open()
+            self.opened = True
         except Exception as error:
             self.give_up(error)
         while not self.stopping:
@@ -262,7 +269,7 @@ class _Tracker:
             logger.warning(
                 "%s (%s) failed: %s; metrics stay in %s",
                 self.name,
-                self.where,
+                self.chosen.where(),
                 redact(f"{type(error).__name__}: {error}")[:500],
                 self.file,
             )
@@ -272,6 +279,8 @@ class _Tracker:
         """At the run's end: the last batch, the counts in run.json, then the files."""
         self.stopping = True
         self.wake.set()
+        if not self.called:
+            return  # no metrics: nothing to add to run.json, no tracker run
         wait = 2.0 if record["status"] == "terminated" else END_SECONDS
         self.thread.join(wait)
         late = self.thread.is_alive()
@@ -291,12 +300,12 @@ class _Tracker:
         if late:
             logger.warning(
                 "%s (%s) did not answer within %.0fs; %d metric values unsent, in %s",
-                *(self.name, self.where, wait, unsent, self.file),
+                *(self.name, self.chosen.where(), wait, unsent, self.file),
             )
         elif unsent:
             logger.warning("%d metric values unsent, kept in %s", unsent, self.file)
         write()
-        if backend is None or late:
+        if backend is None or late or not self.opened:
             return
         writer.flush()  # the log files complete before they are attached
         files = {runs.RECORD: self.record, METRICS_FILE: self.file}
@@ -358,6 +367,9 @@ def log(step: int, values: dict[str, float]) -> None:
     tracker = _tracker
     if tracker is not None and tracker.pid == os.getpid() and not tracker.stopping:
         tracker.queue.put((step, time.time(), values))
+        if not tracker.called:  # the tracker opens now, while the run goes on
+            tracker.called = True
+            tracker.wake.set()
 
 
 def _end(record: dict[str, Any], write: Callable[[], None]) -> None:
