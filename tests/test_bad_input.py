@@ -110,6 +110,7 @@ def test_replayed_answers_are_checked_too(tmp_path: Path) -> None:
         answers[key] = value[0] if isinstance(value, list) else value
     answers.update(project_name="replayed", use_tqdm="maybe")
     answers.update(__project_slug="replayed", package_name="replayed")
+    answers.update(__description="replayed")  # a replay holds rendered values
     replay.write_text(json.dumps({"cookiecutter": answers}), encoding="utf-8")
     out = tmp_path / "out"
     result = run(
