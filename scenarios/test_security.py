@@ -33,9 +33,23 @@ SRC_DIR = Path(__file__).resolve().parents[1] / "src"
 WRITER_VARIABLE = configure.writer_variable(config.LOG_DIR_ENV)
 NOBODY = 65534
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+def nobody_can_run_python() -> bool:
+    """Root with setpriv, and this Python reachable by uid 65534 (a virtual
+    environment in a private temporary directory is not)."""
+    if sys.platform == "win32" or os.geteuid() != 0 or not shutil.which("setpriv"):
+        return False
+    # Started by path from a process of that uid: setpriv itself gets further.
+    starts = "import subprocess, sys; subprocess.run([sys.executable, '-V'], check=True)"
+    probe = [*AS_NOBODY, sys.executable, "-I", "-c", starts]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+
 needs_root = pytest.mark.skipif(
-    sys.platform == "win32" or os.geteuid() != 0 or shutil.which("setpriv") is None,
-    reason="the attacker runs as uid 65534: needs root and setpriv (CI runs as root)",
+    not nobody_can_run_python(),
+    reason="the attacker runs as uid 65534: needs root, setpriv and a Python that "
+    "uid can start (CI runs as root, its environment readable by all)",
 )
 log = logging.getLogger(__name__)
 START_METHODS = [
@@ -430,10 +444,6 @@ def test_an_unwritable_tmpdir_moves_the_relay_and_breaks_nothing(
     shared_dir: Path,
 ) -> None:
     # As uid 65534, with TMPDIR a directory it cannot write in.
-    starts = "import subprocess, sys; subprocess.run([sys.executable, '-V'])"
-    probe = subprocess.run([*AS_NOBODY, sys.executable, "-c", starts], check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"uid {NOBODY} cannot start {sys.executable}")
     tmpdir = shared_dir / "tmp"
     tmpdir.mkdir(mode=0o755)
     source = shared_dir / "src"
