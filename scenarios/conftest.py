@@ -39,6 +39,27 @@ def restore_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     root.setLevel(level)
 
 
+# A test that checks INFO and WARNING records lowers the bake's levels to INFO at
+# most, so that it checks the same lines whatever levels the project was made
+# with (a quiet bake's WARNING, an errors-only bake's CRITICAL console). The
+# statement, for the scripts of tests, after they import config:
+INFO_REACHES_EVERY_SINK = """
+for _entry in (config.LOGGING_CONFIG["root"], *(
+    config.LOGGING_CONFIG["handlers"][name] for name in ("info", "console")
+)):
+    _entry["level"] = min(_entry["level"], "INFO", key=logging.getLevelName)
+"""
+
+
+@pytest.fixture
+def info_reaches_every_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    """INFO_REACHES_EVERY_SINK, in this process."""
+    handlers = config.LOGGING_CONFIG["handlers"]
+    for entry in (config.LOGGING_CONFIG["root"], handlers["info"], handlers["console"]):
+        lowest = min(entry["level"], "INFO", key=logging.getLevelName)
+        monkeypatch.setitem(entry, "level", lowest)
+
+
 @pytest.fixture
 def run_python(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run Python code or ``-m`` arguments in a fresh interpreter inside tmp_path."""

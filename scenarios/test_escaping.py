@@ -8,13 +8,13 @@ import re
 import threading
 import warnings
 from pathlib import Path
-{%- if cookiecutter.log_format != "json" %}
 
 import pytest
-{%- endif %}
 
 from {{ cookiecutter.package_name }} import config
 from {{ cookiecutter.package_name }}.logging_infra.text_format import CONTROLS
+
+pytestmark = pytest.mark.usefixtures("info_reaches_every_sink")  # WARNING records
 
 # How a line of the file starts: a record, or an indented line of its traceback.
 {%- if cookiecutter.log_format == "json" %}

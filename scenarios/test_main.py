@@ -132,6 +132,9 @@ def test_ctrl_c_is_logged_as_an_interruption_everywhere(
             env=env,
             stderr=subprocess.PIPE,
             text=True,
+            # As a shell's foreground job: a runner that ignores SIGINT (as a
+            # pytest-xdist worker does) would pass that on.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert demo.stderr is not None
         lines = [demo.stderr.readline()]  # training has started once an epoch ends

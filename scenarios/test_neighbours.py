@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import logfiles
+from conftest import INFO_REACHES_EVERY_SINK
 from {{ cookiecutter.package_name }}.logging_infra import relay
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
@@ -34,7 +35,7 @@ LOG_DIR = {log_dir!r}
 
 
 def script(log_dir: Path, body: str) -> str:
-    return PRELUDE.format(log_dir=str(log_dir)) + body
+    return PRELUDE.format(log_dir=str(log_dir)) + INFO_REACHES_EVERY_SINK + body
 
 
 def records(log_dir: Path, name: str = "info") -> list[logfiles.Record]:

@@ -64,6 +64,9 @@ CORPUS = [
     ),
     ("GET https://alice:pa55-w0rd@example.com/data.csv", "pa55-w0rd"),
     ("cache at redis://:r3dis-pass@cache:6379/0", "r3dis-pass"),
+    # A token as the user name (GitHub's x-access-token style, a clone URL).
+    ("pip install git+https://q8Xk2mP9vL4tR7@git.example.com/org/x", "q8Xk2mP9vL4tR7"),
+    ("MLFLOW_TRACKING_URI=http://9f8e7d6c5b4a@mlflow:5000", "9f8e7d6c5b4a"),
     ("GET /v1/models?token=q1w2e3r4t5y6&page=2", "q1w2e3r4t5y6"),
     ("https://api.example.com/v2?api_key=zz9yy8xx7ww6", "zz9yy8xx7ww6"),
     ("Authorization: Bearer abcdef.ghijkl-123456", "abcdef.ghijkl-123456"),
@@ -434,7 +437,7 @@ def test_a_command_line_key_is_masked_in_the_run_record_and_summary(
         "from {{ cookiecutter.package_name }}.logging_infra import runs\n"
         "config.add_run_info(args={'wandb_key': sys.argv[-1], 'epochs': 3})\n"
         "directory = config.setup_logging(sys.argv[1])\n"
-        "logging.getLogger('main').warning(runs.summary())\n"
+        "logging.getLogger('main').critical(runs.summary())\n"  # any bake's files
         "config.flush_logs()\n"
     )
     key = "w4ndbXYZ"

@@ -14,20 +14,25 @@ from typing import Any
 
 import pytest
 
+from conftest import INFO_REACHES_EVERY_SINK
 from {{ cookiecutter.package_name }} import config
 from {{ cookiecutter.package_name }}.logging_infra import context, runs
 
-SCRIPT = """
+SCRIPT = (
+    """
 import contextlib, logging, os, signal, sys, threading, time
 from pathlib import Path
 from {{ cookiecutter.package_name }} import config
 config.RUN_DIRS_KEPT = {kept!r}
-log_dir = config.setup_logging({log_dir!r})
+"""
+    + INFO_REACHES_EVERY_SINK
+    + """log_dir = config.setup_logging({log_dir!r})
 log = logging.getLogger("job")
 log.info("started")
 print("ready", flush=True)
 {body}
 """
+)
 # Launcher and scheduler variables that would give the test's runs an id.
 JOB_VARIABLES = (
     config.RUN_ID_ENV,

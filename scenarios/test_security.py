@@ -41,7 +41,7 @@ def nobody_can_run_python() -> bool:
     if sys.platform == "win32" or os.geteuid() != 0 or not shutil.which("setpriv"):
         return False
     # Started by path from a process of that uid: setpriv itself gets further.
-    starts = "import subprocess, sys; subprocess.run([sys.executable, '-V'], check=True)"
+    starts = "import subprocess, sys; subprocess.run([sys.executable, '-V'], check=1)"
     probe = [*AS_NOBODY, sys.executable, "-I", "-c", starts]
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
@@ -66,8 +66,9 @@ OWNER = """
 import logging, os, sys
 from {{ cookiecutter.package_name }} import config
 config.RUN_DIRS_KEPT = None
-for name in ("info", "console"):
-    config.LOGGING_CONFIG["handlers"][name]["level"] = "WARNING"
+handlers = config.LOGGING_CONFIG["handlers"]
+for entry in (config.LOGGING_CONFIG["root"], handlers["info"], handlers["console"]):
+    entry["level"] = "WARNING"
 config.setup_logging(sys.argv[1])
 log = logging.getLogger("owner")
 log.warning("before the attack")
@@ -234,6 +235,7 @@ def test_a_joined_peer_s_bad_frames_close_only_its_own_connection(
     # batch: too long, not JSON, a pickle, nested too deep, fields of the wrong
     # types. The owner reads none of it and goes on.
     monkeypatch.setitem(config.LOGGING_CONFIG["handlers"]["info"], "level", "WARNING")
+    monkeypatch.setitem(config.LOGGING_CONFIG["root"], "level", "WARNING")
     config.setup_logging(tmp_path)
     address = os.environ[WRITER_VARIABLE]
 
@@ -265,6 +267,26 @@ def test_a_joined_peer_s_bad_frames_close_only_its_own_connection(
     lines = (tmp_path / "info.log").read_text().splitlines()
     assert len(lines) == 2 and "a plain batch" in lines, lines
     assert any("the owner goes on" in line for line in lines), lines
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="a Unix socket")
+def test_a_worker_killed_as_it_joins_is_no_stranger(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pool's worker killed mid-handshake closes its end having said nothing,
+    # or half its hello: nothing to warn of (a wrong hello is, above).
+    config.setup_logging(tmp_path)
+    where = os.environ[WRITER_VARIABLE].split(":")[1]
+    for attempt in range(20):
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.connect(f"\0{where[1:]}" if where.startswith("@") else where)
+            connection.sendall(relay._MAGIC[: attempt % 3 * 4])
+    with relay.connect(os.environ[WRITER_VARIABLE]):  # served after those
+        pass
+    time.sleep(0.5)  # the readers of the closed ones have ended
+    config.flush_logs()
+
+    assert refusals(capsys.readouterr().err) == []
 
 
 def test_a_batch_longer_than_a_frame_is_sent_in_parts(
@@ -372,8 +394,10 @@ def test_a_writer_socket_of_another_user_is_never_joined(
             "import logging\n"
             "from {{ cookiecutter.package_name }} import config\n"
             "config.RUN_DIRS_KEPT = None\n"
-            'for name in ("info", "console"):\n'
-            '    config.LOGGING_CONFIG["handlers"][name]["level"] = "WARNING"\n'
+            'handlers = config.LOGGING_CONFIG["handlers"]\n'
+            'for entry in (config.LOGGING_CONFIG["root"], handlers["info"]):\n'
+            '    entry["level"] = "WARNING"\n'
+            'handlers["console"]["level"] = "WARNING"\n'
             f"config.setup_logging({str(tmp_path / 'logs')!r})\n"
             "for number in range(3):\n"
             "    logging.getLogger('job').warning('record %d', number)\n",
@@ -408,8 +432,9 @@ def work(count):
 
 def setup(log_dir):
     config.RUN_DIRS_KEPT = None
-    for name in ("info", "console"):
-        config.LOGGING_CONFIG["handlers"][name]["level"] = "WARNING"
+    handlers = config.LOGGING_CONFIG["handlers"]
+    for entry in (config.LOGGING_CONFIG["root"], handlers["info"], handlers["console"]):
+        entry["level"] = "WARNING"
     config.setup_logging(log_dir)
 
 if __name__ == "__main__" and sys.argv[2] == "program":
@@ -523,6 +548,7 @@ def test_no_socket_at_all_warns_once_and_the_process_writes_alone(
     monkeypatch.delattr(socket, "AF_UNIX", raising=False)  # Windows, no loopback
     monkeypatch.setattr(socket, "create_server", fails)
     monkeypatch.setitem(config.LOGGING_CONFIG["handlers"]["info"], "level", "WARNING")
+    monkeypatch.setitem(config.LOGGING_CONFIG["root"], "level", "WARNING")
     (tmp_path / "logs").mkdir()
 
     config.setup_logging(tmp_path / "logs")
@@ -612,7 +638,7 @@ def test_a_log_file_of_another_user_is_never_appended_to(
     )
 
     config.setup_logging(shared_dir)
-    log.error("a secret of root's")
+    log.critical("a secret of root's")  # in info.log whatever the bake's levels
     config.flush_logs()
 
     assert planted.read_text() == "planted\n"

@@ -68,7 +68,10 @@ def test_generated_project_on_python(
         env={"PYTHONDONTWRITEBYTECODE": "1"},
         timeout=1200,  # many-process and fault scenarios included
     )
-    assert_passed(tests.stdout)
+    # This venv holds the project, pytest and tqdm: the scenarios of other
+    # libraries skip, and so do the attacks as another uid (a venv in a private
+    # temporary directory); test_bake.py runs them all on the main interpreter.
+    assert_passed(tests.stdout, ("could not import", "a Python that uid can start"))
     demo = run(
         venv.joinpath("bin", "my-ml-project"),
         "--epochs",

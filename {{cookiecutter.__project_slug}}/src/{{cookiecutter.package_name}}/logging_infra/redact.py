@@ -158,7 +158,9 @@ PATTERNS = (
     *((name, _AUTHORIZATION, False) for name in _cases("authorization")),
     *((name, _BEARER, False) for name in _cases("bearer")),
     *((name, _NOT_A_PATH, False) for name in _cases("pwd")),
-    ("://", r"[^\s/?#@:]*:([^\s/?#@]+)@", False),  # scheme://user:password@host
+    # scheme://user:password@host, and scheme://token@host when the user name
+    # looks like a key ("bare"): git@, alice@ stay.
+    ("://", r"(?:[^\s/?#@:]*:|(?P<bare>))([^\s/?#@]+)@", False),
     ("--", _OPTION, False),
 )
 # Characters from the rarest in log messages to the most common (roughly).
@@ -241,8 +243,12 @@ def _mask(match: re.Match[str]) -> str:
     start, end = match.span(match.lastindex or 0)
     text = match.string
     value = text[start:end]
-    if _NOT_SECRET.fullmatch(value) or (
-        match["option"] and _is_metavar(value, match["option"], text[end : end + 2])
+    if (
+        _NOT_SECRET.fullmatch(value)
+        or (match["bare"] is not None and not looks_secret(value))
+        or (
+            match["option"] and _is_metavar(value, match["option"], text[end : end + 2])
+        )
     ):
         return match[0]
     return text[match.start() : start] + MASK + text[end : match.end()]

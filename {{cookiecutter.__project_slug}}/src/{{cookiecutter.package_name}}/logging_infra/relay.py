@@ -226,6 +226,8 @@ class Server:
                 known = self._authenticate(connection)
             finally:
                 self.handshakes.release()
+            if known is None:  # it ended first: a worker killed as it joined
+                return
             if not known:
                 self._refuse(connection, "does not know this run's key")
                 return
@@ -252,21 +254,26 @@ class Server:
         finally:
             connection.close()
 
-    def _authenticate(self, connection: socket.socket) -> bool:
-        """Does the peer know the key? Nothing it sends is parsed before."""
+    def _authenticate(self, connection: socket.socket) -> bool | None:
+        """Does the peer know the key? Nothing it sends is parsed before. None:
+        it closed its end before it said."""
         deadline = time.monotonic() + HELLO_SECONDS
 
         def give_up() -> bool:
             return self.closing or time.monotonic() > deadline
 
         hello = _read_exactly(connection, len(_MAGIC) + _NONCE_BYTES, give_up)
-        if hello is None or not hello.startswith(_MAGIC):
+        if hello is None:
+            return None if not give_up() else False
+        if not hello.startswith(_MAGIC):
             return False
         challenge = os.urandom(_NONCE_BYTES)
         answer = _mac(self.key, b"owner", hello[len(_MAGIC) :])
         connection.sendall(challenge + answer)
         proof = _read_exactly(connection, _MAC_BYTES, give_up)
-        return proof is not None and _equal(proof, _mac(self.key, b"peer", challenge))
+        if proof is None:
+            return None if not give_up() else False
+        return _equal(proof, _mac(self.key, b"peer", challenge))
 
     def _refuse(self, connection: socket.socket, why: str) -> None:
         connection.close()
