@@ -201,6 +201,36 @@ def test_a_run_in_the_local_store_holds_params_metrics_logs_and_status(
     assert run_record(tmp_path / "logs", ids[0])["status"] == "failed"
 
 
+def test_a_run_opened_for_lightning_is_tracked_even_if_it_fails_at_once(
+    tmp_path: Path, run_python: RunPython, store: str
+) -> None:
+    """mlflow_run_id() opens the MLflow run before any metric: a run that fails
+    before its first one still has its MLflow run, FAILED, with its logs."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        f"from {PACKAGE} import config\n"
+        f"from {PACKAGE}.logging_infra import tracking\n"
+        f"config.MLFLOW_URI = {store!r}\n"
+        "config.setup_logging()\n"
+        "print(tracking.mlflow_run_id())\n"
+        "print(tracking.mlflow_run_id())  # the same run, asked again\n"
+        "config.log_run_end(1)\n"
+    )
+    environ = {config.LOG_DIR_ENV: str(tmp_path / "logs"), config.LOG_LEVEL_ENV: "INFO"}
+    env = {**environ, "MLFLOW_TRACKING_URI": ""}
+    result = run_python(str(script), env=env, timeout=120)
+
+    assert result.returncode == 0, result.stderr
+    first, again = result.stdout.split()
+    assert first == again
+    run_id = result.stderr.split()[1]
+    run, client = read_back(store, run_id)
+    assert run.info.run_id == first
+    assert run_record(tmp_path / "logs", run_id)["mlflow_run_id"] == first
+    assert run.info.status == "FAILED"
+    assert "run.json" in {a.path for a in client.list_artifacts(first)}
+
+
 def test_a_tracker_that_is_down_costs_one_warning_and_no_metric(
     tmp_path: Path, run_python: RunPython
 ) -> None:
@@ -439,9 +469,11 @@ def test_a_run_without_metrics_is_left_alone(
 
 
 LIGHTNING_SCRIPT = """\
+{% if cookiecutter.tracker == "mlflow" -%}
 import os
 import sys
 
+{% endif -%}
 import torch
 from lightning.pytorch import LightningModule, Trainer
 {%- if cookiecutter.tracker == "mlflow" %}
@@ -453,6 +485,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from {{ cookiecutter.package_name }} import config
 from {{ cookiecutter.package_name }}.config import log_metrics, run_context, setup_logging
 {%- if cookiecutter.tracker == "mlflow" %}
+from {{ cookiecutter.package_name }}.logging_infra import tracking
 
 config.MLFLOW_URI = sys.argv[1]
 {%- endif %}
@@ -479,9 +512,7 @@ log_dir = setup_logging()
 run_id = run_context().run_id
 {%- if cookiecutter.tracker == "mlflow" %}
 lightning_logger = MLFlowLogger(
-    experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", "{{ cookiecutter.package_name }}"),
-    run_name=run_id,
-    tags={"run_id": run_id},
+    run_id=tracking.mlflow_run_id(),
     tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or config.MLFLOW_URI,
 )
 {%- elif cookiecutter.log_layout == "per_run" %}
@@ -524,13 +555,15 @@ def test_lightning_s_logger_meets_the_run_as_the_docs_show(
 {%- if cookiecutter.tracker == "mlflow" %}
     client = mlflow_client.MlflowClient(store)
     experiment = client.get_experiment_by_name(PACKAGE)
-    both = client.search_runs(
+    [run] = client.search_runs(
         [experiment.experiment_id], filter_string=f"tags.run_id = '{run_id}'"
-    )
-    assert [run.info.run_name for run in both] == [run_id, run_id]
-    metrics = [set(run.data.metrics) for run in both]
-    assert {"valid_loss"} in metrics  # ours
-    assert any("lightning_loss" in names for names in metrics)  # Lightning's
+    )  # one MLflow run: Lightning's metrics beside ours
+    assert run.info.run_name == run_id
+    assert {"lightning_loss", "valid_loss"} <= set(run.data.metrics)
+    history = client.get_metric_history(run.info.run_id, "lightning_loss")
+    assert len(history) == 4  # 8 samples, batches of 2
+    assert run.info.status == "FINISHED"
+    assert run.info.run_id == run_record(tmp_path / "logs", run_id)["mlflow_run_id"]
 {%- else %}
     record = run_record(tmp_path / "logs", run_id)
     read = scalars(Path(str(record["tensorboard_dir"])))  # one run: both sides

@@ -185,6 +185,7 @@ class _Tracker:
         self.waiting_values = 0
         self.file_lock = threading.Lock()
         self.wake, self.stopping = threading.Event(), False
+        self.opened_or_failed = threading.Event()
         self.thread = threading.Thread(target=self._run, name="metrics", daemon=True)
         self.thread.start()
 
@@ -192,12 +193,15 @@ class _Tracker:
         self.wake.wait()  # the first metrics: a run without any is left alone
         self.wake.clear()
         if self.stopping and self.queue.empty():
+            self.opened_or_failed.set()
             return
         try:
             self.chosen.open()
             self.opened = True
         except Exception as error:
             self.give_up(error)
+        finally:
+            self.opened_or_failed.set()
         while not self.stopping:
             self.wake.wait(SEND_SECONDS)
             self.send()
@@ -367,9 +371,26 @@ def log(step: int, values: dict[str, float]) -> None:
     tracker = _tracker
     if tracker is not None and tracker.pid == os.getpid() and not tracker.stopping:
         tracker.queue.put((step, time.time(), values))
-        if not tracker.called:  # the tracker opens now, while the run goes on
-            tracker.called = True
-            tracker.wake.set()
+        _open(tracker)
+
+
+def _open(tracker: _Tracker) -> None:
+    if not tracker.called:  # the tracker opens now, while the run goes on
+        tracker.called = True
+        tracker.wake.set()
+{%- if cookiecutter.tracker == "mlflow" %}
+
+
+def mlflow_run_id() -> str | None:
+    """This run's MLflow run, opened now if no metrics opened it yet: its id, or
+    None in a process that does not track (rank > 0) or if MLflow failed."""
+    tracker = _tracker
+    if tracker is None or tracker.pid != os.getpid() or tracker.stopping:
+        return None
+    _open(tracker)
+    tracker.opened_or_failed.wait(CONNECT_SECONDS + END_SECONDS)
+    return tracker.chosen.run_id if tracker.backend is not None else None
+{%- endif %}
 
 
 def _end(record: dict[str, Any], write: Callable[[], None]) -> None:
