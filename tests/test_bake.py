@@ -307,6 +307,17 @@ def test_machinery_scenarios_pass(baked: Baked) -> None:
         timeout=2400,
     )
     assert_passed(result.stdout)
+    if baked.answers["tracker"] != "none" and not baked.full_suite:
+        # The tracker's slow ones too: a real MLflow server, Lightning's loggers.
+        tracker = run(
+            sys.executable,
+            *("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow"),
+            "scenarios/test_tracker.py",
+            cwd=baked.path,
+            env=project_env(baked.path),
+            timeout=600,
+        )
+        assert_passed(tracker.stdout)
 
 
 def test_main_script_logs_a_run(baked: Baked) -> None:
