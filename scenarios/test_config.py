@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import threading
+import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -229,6 +230,20 @@ def test_uncaught_thread_exception_is_logged_with_its_traceback(tmp_path: Path) 
     assert (record.file, record.function) == ("test_config.py", "fail")  # raised there
     line = fail.__code__.co_firstlineno + 1
     assert location_of(tmp_path / "error.log") == ("test_config.py", "fail", line)
+
+
+def test_an_exception_at_no_known_line_is_still_located(tmp_path: Path) -> None:
+    # Ctrl+C between two lines: Python 3.10 gives the traceback's line as -1.
+    config.setup_logging(tmp_path)
+    frame = sys._getframe()
+    traceback = types.TracebackType(None, frame, frame.f_lasti, -1)
+    sys.excepthook(KeyboardInterrupt, KeyboardInterrupt(), traceback)
+
+    function = test_an_exception_at_no_known_line_is_still_located
+    known = traceback.tb_lineno  # 3.11 and later work it out from the frame
+    line = known if known and known > 0 else function.__code__.co_firstlineno
+    where = location_of(tmp_path / "error.log")
+    assert where == ("test_config.py", function.__name__, line)
 
 
 SCRIPT = """\

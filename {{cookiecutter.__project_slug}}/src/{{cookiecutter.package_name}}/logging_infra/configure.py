@@ -481,8 +481,11 @@ def _log_raised(level: int, message: str, exc_info: Any) -> None:
         logger.log(level, "%s", message, exc_info=exc_info)
         return
     code = last.tb_frame.f_code
-    # None where the interpreter knows no line: Ctrl+C between two of them, say.
-    line = last.tb_lineno if last.tb_lineno is not None else code.co_firstlineno
+    # None (-1 on Python 3.10) where the interpreter knows no line: Ctrl+C
+    # between two of them, say. The function's first line then.
+    line = last.tb_lineno
+    if line is None or line < 0:
+        line = code.co_firstlineno
     record = logger.makeRecord(
         logger.name,
         level,
