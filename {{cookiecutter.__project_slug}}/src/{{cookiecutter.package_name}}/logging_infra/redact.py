@@ -196,9 +196,14 @@ def _compile() -> re.Pattern[str]:
     return re.compile("|".join(alternatives))
 
 
-# Compiled on first use (a few ms, which start-up is spared), by the first record.
+# Compiled on first use (about 10 ms), by the first text that holds one of its
+# literals, or else by the SPARED_TEXTS-th: a process that logs a few plain
+# records (a pool's short-lived spawned worker; set-up's run record) never pays
+# it, and one that logs many stops looking for literals (a few us a text).
+SPARED_TEXTS = 32
 _compiled: re.Pattern[str] | None = None
 _compiling = threading.local()
+_spared = 0
 
 
 def _pattern() -> re.Pattern[str] | None:
@@ -330,18 +335,20 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets = tuple(secrets)
 
-    def __call__(self, text: str, *, spare_compiling: bool = False) -> str:
-        """The text masked. ``spare_compiling``: leave the pattern uncompiled if
-        the text holds none of its literals (then it cannot match), so that the
-        run record written at set-up does not slow start-up down."""
+    def __call__(self, text: str) -> str:
+        """The text masked."""
+        global _spared
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        if spare_compiling and _compiled is None and not _has_literal(text):
-            return text
-        pattern = _compiled or _pattern()
+        pattern = _compiled
         if pattern is None:
-            return _mask_from_a_literal(text)
+            if _spared < SPARED_TEXTS and not _has_literal(text):
+                _spared += 1  # not compiled yet, and it cannot match
+                return text
+            pattern = _pattern()
+            if pattern is None:
+                return _mask_from_a_literal(text)
         if pattern.search(text) is None:  # most text: one quick scan
             return text
         return pattern.sub(_mask, text)

@@ -692,15 +692,26 @@ def _mac(key: bytes, role: bytes, nonce: bytes) -> bytes:
     # Keyed BLAKE2, a MAC of its own, built into Python: an HMAC goes through
     # OpenSSL, whose locks a forked worker can inherit held by a parent's thread
     # and then wait for forever (seen in a pool's fork once in a few hundred).
-    import hashlib
+    # From _blake2, which hashlib wraps: hashlib loads OpenSSL as well, some
+    # ms of CPU in each spawned worker.
+    try:
+        from _blake2 import blake2b
+    except ImportError:  # a Python without that module
+        from hashlib import blake2b
 
-    return hashlib.blake2b(role + nonce, key=key, digest_size=32).digest()
+    return blake2b(role + nonce, key=key, digest_size=32).digest()
 
 
 def _equal(a: bytes, b: bytes) -> bool:
-    from secrets import compare_digest  # constant time, without OpenSSL
+    # In constant time. From _operator, as hmac takes it where there is no
+    # OpenSSL: hmac and secrets load OpenSSL.
+    try:
+        from _operator import _compare_digest
+    except ImportError:  # a Python without that module
+        import hmac
 
-    return compare_digest(a, b)
+        return hmac.compare_digest(a, b)
+    return _compare_digest(a, b)
 
 
 def _same_user(connection: socket.socket) -> bool:

@@ -740,7 +740,7 @@ def _write(run: _Run) -> None:
     if run.path is None or run.pid != os.getpid():  # a forked child: not its run
         return
     text = json.dumps(run.record, indent=2, ensure_ascii=False, default=str)
-    text = redact(text, spare_compiling=True)
+    text = redact(text)
     try:
         json.loads(text)
     except ValueError:  # a mask cut through an escape: mask value by value instead
