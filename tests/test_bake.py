@@ -220,6 +220,15 @@ def test_expected_files_exist(baked: Baked) -> None:
     assert {name: name in relative for name in optional} == optional
 
 
+def test_user_files_reach_the_machinery_through_config_only(baked: Baked) -> None:
+    package = baked.path / "src" / baked.answers["package_name"]
+    users = [package / name for name in ("main.py", "train.py", "data.py")]
+    users += [*baked.path.glob("tests/*.py"), *baked.path.glob("examples/*.py")]
+    assert len(users) >= 5
+    importing = [p.name for p in users if "logging_infra" in p.read_text("utf-8")]
+    assert importing == []
+
+
 def test_dependencies_follow_the_options(baked: Baked) -> None:
     pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text("utf-8"))
     names = [
