@@ -6,8 +6,8 @@ import gc
 import logging
 import os
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ import {{ cookiecutter.package_name }}.logging_infra.redact as redaction
 from {{ cookiecutter.package_name }} import config
 
 log = logging.getLogger(__name__)
+RunPython = Callable[..., subprocess.CompletedProcess[str]]
 
 # Made up, in the shapes of real ones.
 ENVIRONMENT = {
@@ -230,7 +231,9 @@ def test_a_signal_handler_logging_while_the_pattern_compiles_is_masked_whole(
     assert redaction._compiled is None
 
 
-def test_set_up_leaves_the_pattern_to_the_first_record(tmp_path: Path) -> None:
+def test_set_up_leaves_the_pattern_to_the_first_record(
+    tmp_path: Path, run_python: RunPython
+) -> None:
     # Unless the run record holds one of its literals (in a path, say).
     code = (
         "import logging, sys\n"
@@ -243,13 +246,7 @@ def test_set_up_leaves_the_pattern_to_the_first_record(tmp_path: Path) -> None:
         "config.flush_logs()\n"
         "print(redact._compiled is None, directory)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])},
-    )
+    result = run_python("-c", code, str(tmp_path))
 
     assert result.returncode == 0, result.stderr
     at_setup, after_a_record, directory = result.stdout.split()
@@ -257,29 +254,34 @@ def test_set_up_leaves_the_pattern_to_the_first_record(tmp_path: Path) -> None:
     assert "api_key=***" in (Path(directory) / "info.log").read_text("utf-8")
 
 
-def test_a_few_plain_texts_leave_the_pattern_uncompiled(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_few_plain_texts_leave_the_pattern_uncompiled(run_python: RunPython) -> None:
     # A spawned pool worker that logs 3 plain records spared about 10 ms of CPU;
-    # a process that logs many compiles it, then looks for literals no more.
-    monkeypatch.setattr(redaction, "_compiled", None)
-    monkeypatch.setattr(redaction, "_spared", 0)
-    redact = redaction.Redactor()
+    # a process that logs many compiles it, then looks for literals no more. In
+    # a process of its own: a writer thread of this one may mask a record meanwhile.
+    code = (
+        "from {{ cookiecutter.package_name }}.logging_infra import redact\n"
+        "texts = [f'step {n} loss 0.25' for n in range(redact.SPARED_TEXTS)]\n"
+        "print(all(redact.redact(text) == text for text in texts))\n"
+        "print(redact._compiled is None)\n"
+        "print(redact.redact('step 99 loss 0.25'), redact._compiled is None)\n"
+        "redact._compiled, redact._spared = None, 0\n"
+        "print(redact.redact('login with password=hunter2hunter2'))\n"
+        "print(redact._compiled is None)\n"
+    )
+    result = run_python("-c", code)
 
-    for step in range(redaction.SPARED_TEXTS):
-        assert redact(f"step {step} loss 0.25") == f"step {step} loss 0.25"
-    assert redaction._compiled is None
-    assert redact("step 99 loss 0.25") == "step 99 loss 0.25"
-    assert redaction._compiled is not None
-
-    monkeypatch.setattr(redaction, "_compiled", None)
-    monkeypatch.setattr(redaction, "_spared", 0)
-    assert redact("login with password=hunter2hunter2") == "login with password=***"
-    assert redaction._compiled is not None
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "True",
+        "True",
+        "step 99 loss 0.25 False",
+        "login with password=***",
+        "False",
+    ]
 
 
 def test_spawned_workers_that_log_plain_records_never_compile_the_pattern(
-    tmp_path: Path,
+    tmp_path: Path, run_python: RunPython
 ) -> None:
     code = (
         "import logging, multiprocessing, sys\n"
@@ -290,30 +292,27 @@ def test_spawned_workers_that_log_plain_records_never_compile_the_pattern(
         "    config.flush_logs()\n"
         "    return redact._compiled is not None\n"
         "if __name__ == '__main__':\n"
-        "    config.setup_logging(sys.argv[1])\n"
+        "    directory = config.setup_logging(sys.argv[1])\n"
         "    spawn = multiprocessing.get_context('spawn')\n"
         "    with spawn.Pool(2, config.worker_logging(), maxtasksperchild=1) as pool:\n"
-        "        print(*pool.map(task, ['', 'api_key=q1w2e3r4t5y6']))\n"
+        "        print(*pool.map(task, ['', 'api_key=q1w2e3r4t5y6']), directory)\n"
     )
     script = tmp_path / "pool.py"
     script.write_text(code, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "logs")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])},
-    )
+    result = run_python(str(script), str(tmp_path / "logs"), timeout=120)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "True"]
-    errors = (tmp_path / "logs" / "error.log").read_text(encoding="utf-8")
+    *compiled, directory = result.stdout.split()
+    assert compiled == ["False", "True"]
+    errors = (Path(directory) / "error.log").read_text(encoding="utf-8")
     assert "api_key=***" in errors  # error.log takes ERROR whatever the bake's levels
     assert "q1w2e3r4t5y6" not in errors + result.stderr
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
-def test_forked_workers_inherit_the_pattern(tmp_path: Path) -> None:
+def test_forked_workers_inherit_the_pattern(
+    tmp_path: Path, run_python: RunPython
+) -> None:
     # The parent compiles it once, before its first fork, if no record did;
     # each worker compiled it again for its first record (8.8 ms) before.
     code = (
@@ -327,13 +326,7 @@ def test_forked_workers_inherit_the_pattern(tmp_path: Path) -> None:
         "with multiprocessing.get_context('fork').Pool(2) as pool:\n"
         "    print(all(pool.map(compiled, range(4))))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])},
-    )
+    result = run_python("-c", code, str(tmp_path))
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True"]
@@ -398,7 +391,7 @@ def test_arguments_that_do_not_fit_are_reported_masked(
     assert [secret for _, secret in CORPUS[:3] if secret in stderr] == []
 
 
-def test_records_logged_before_setup_are_masked(tmp_path: Path) -> None:
+def test_records_logged_before_setup_are_masked(run_python: RunPython) -> None:
     # The texts come from the environment: the error report shows the source line.
     code = (
         "import logging, os\n"
@@ -406,18 +399,8 @@ def test_records_logged_before_setup_are_masked(tmp_path: Path) -> None:
         "logging.getLogger('early').warning(os.environ['TEXT'])\n"
         "logging.getLogger('early').warning('%d', os.environ['ARGUMENT'])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            **os.environ,
-            "PYTHONPATH": str(Path(config.__file__).parents[1]),
-            "TEXT": "token=q1w2e3r4t5y6",
-            "ARGUMENT": "password=hunter2hunter2",
-        },
-    )
+    environ = {"TEXT": "token=q1w2e3r4t5y6", "ARGUMENT": "password=hunter2hunter2"}
+    result = run_python("-c", code, env=environ)
 
     assert "token=***" in result.stderr
     assert "q1w2e3r4t5y6" not in result.stderr
@@ -483,7 +466,7 @@ def test_library_output_is_left_alone() -> None:
 
 
 def test_a_command_line_key_is_masked_in_the_run_record_and_summary(
-    tmp_path: Path,
+    tmp_path: Path, run_python: RunPython
 ) -> None:
     # As a script with its own --wandb-key option would record it.
     code = (
@@ -496,13 +479,7 @@ def test_a_command_line_key_is_masked_in_the_run_record_and_summary(
         "config.flush_logs()\n"
     )
     key = "w4ndbXYZ"
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path), "--wandb-key", key],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PYTHONPATH": str(Path(config.__file__).parents[1])},
-    )
+    result = run_python("-c", code, str(tmp_path), "--wandb-key", key)
 
     assert result.returncode == 0, result.stderr
     record = next(tmp_path.rglob("*.json")).read_text("utf-8")
