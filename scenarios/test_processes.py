@@ -79,7 +79,9 @@ def test_pool_workers_records_reach_the_files_exactly_once(
         pids = pool.starmap(log_records, [(w, count) for w in range(workers)])
     writer.stop()
 
-    assert len(set(pids)) > 1 and os.getpid() not in pids
+    # Workers of the pool, however the tasks fell: under load one worker may
+    # take them all while the others start (seen with forkserver in CI).
+    assert os.getpid() not in pids
     expected = [
         f"worker {w} record {n:06d}" for w in range(workers) for n in range(count)
     ]
