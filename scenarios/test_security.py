@@ -289,6 +289,25 @@ def test_a_worker_killed_as_it_joins_is_no_stranger(
     assert refusals(capsys.readouterr().err) == []
 
 
+def test_a_python_without_the_private_modules_proves_the_key_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Where _blake2 or _operator is missing (a Python other than CPython), the
+    # proof comes from hashlib and the comparison from hmac: the same bytes.
+    import hashlib  # noqa: F401  (loaded first: it imports _blake2 itself)
+    import hmac  # noqa: F401
+
+    key, nonce = os.urandom(32), os.urandom(16)
+    proof = relay._mac(key, b"peer", nonce)
+    monkeypatch.setitem(sys.modules, "_blake2", None)
+    monkeypatch.setitem(sys.modules, "_operator", None)
+
+    assert relay._mac(key, b"peer", nonce) == proof
+    assert relay._mac(key, b"owner", nonce) != proof
+    assert relay._equal(proof, proof)
+    assert not relay._equal(proof, bytes(len(proof)))
+
+
 def test_a_batch_longer_than_a_frame_is_sent_in_parts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
