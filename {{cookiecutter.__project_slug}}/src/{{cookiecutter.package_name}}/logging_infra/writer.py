@@ -118,13 +118,21 @@ class _Writer:
         self.handlers: list[logging.Handler] = []  # served by the thread
         self.handler: _QueueHandler | None = None
         self.thread: threading.Thread | None = None
+        self.ended = threading.Event()  # set by the thread as it ends
         self.relay: relay.Sender | None = None  # in a process that joined a run
         self.server: relay.Server | None = None  # in the process that owns the files
         self.written = 0  # items handled, to tell progress from a stall
         self.dropped = 0
 
     def is_alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+        # Not by Thread.is_alive() alone: in a signal handler that interrupts a
+        # join() of the thread just as it ended, the thread looks alive for
+        # good (the join holds the lock that is_alive() looks at).
+        return (
+            self.thread is not None
+            and not self.ended.is_set()
+            and self.thread.is_alive()
+        )
 
     def start(self, root: logging.Logger, sender: relay.Sender | None) -> None:
         """Move root's handlers behind the queue, but the synchronous ones.
@@ -152,11 +160,20 @@ class _Writer:
         self.records = queue.SimpleQueue()
         self.handler = _QueueHandler(self)
         root.addHandler(self.handler)
-        self.thread = threading.Thread(target=self._run, name="log-writer")
+        self.ended = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(self.ended,), name="log-writer"
+        )
         self.thread.daemon = True
         self.thread.start()
 
-    def _run(self) -> None:
+    def _run(self, ended: threading.Event) -> None:
+        try:
+            self._serve()
+        finally:
+            ended.set()
+
+    def _serve(self) -> None:
         sigterm.leave_signals_to_the_main_thread()
         console.never_wait_here()  # the console thread writes, dropping if stuck
         records = self.records
@@ -195,7 +212,7 @@ class _Writer:
                 item = self.records.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(item, threading.Event):  # a flush request, as in _run()
+            if isinstance(item, threading.Event):  # a flush request, as in _serve()
                 self._flush_handlers()
                 item.set()
             elif isinstance(item, relay.Batch):
