@@ -77,9 +77,10 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "log_dir": "deeply-nested.log-dir/" * 2 + "d" * 16,
     },
 }
-# The machinery's slow scenarios (many processes, repetitions) run for these: they
-# set their own levels, and these two cover both file formats and both layouts.
-FULL_SUITE = ["defaults", "verbose-nested-dir"]
+# The machinery's slow scenarios (many processes, repetitions) run for these: both
+# file formats and layouts, both console styles, and tqdm (a stuck or captured
+# console takes another path with each).
+FULL_SUITE = ["defaults", "verbose-nested-dir", "quiet", "errors-only"]
 SLOW = pytest.mark.slow
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DETAILED = re.compile(
