@@ -119,6 +119,15 @@ CORPUS = [
     ("argv: ['train.py', '--comet-api-key', 'c0met-k3y']", "c0met-k3y"),
     ("argv: train.py --db-password 'two words' --epochs 3", "words"),
     ('{"wandb_key": "w4ndb-k3y", "lr": 0.1}', "w4ndb-k3y"),
+    # Every case of a name that ends with "key", and options' names in each case.
+    ("s3: Access_Key=Zx9key-value1, region=eu", "Zx9key-value1"),
+    ("settings SECRET_KEY: 'dj4ngo-s3cret'", "dj4ngo-s3cret"),
+    ("minio(accessKey='AbC123xyz', bucket='data')", "AbC123xyz"),
+    ("argv: train.py --HF-TOKEN hf-t0ken-upper", "hf-t0ken-upper"),
+    ("argv: train.py --neptune_api_token=n3ptune-t0k", "n3ptune-t0k"),
+    ("argv: train.py --epochs 3 --OpenAI-Key 0pen-k3y", "0pen-k3y"),
+    # A URL's user information of any length: no bound to step over.
+    ("https://bob:" + "p4ss" * 200 + "@example.com/x", "p4ss"),
 ]
 # Log lines of ordinary training runs: epochs, paths, model ids, URLs, authors,
 # arguments, hashes. None may change.
@@ -589,3 +598,19 @@ def test_masking_cost_grows_linearly() -> None:
     finally:
         gc.enable()
     assert all(ratio < 30 for ratio, _ in ratios.values()), ratios
+
+
+def test_past_a_thousand_places_to_mask_the_rest_is_masked_unread() -> None:
+    # Each place costs a few us in Python: 100 KB of "pwd=x " held 16,000.
+    redact = redaction.Redactor()
+    read = redaction.MATCHES_READ
+    places = [f"pwd=s3cret{n} " for n in range(read + 500)]
+
+    masked = redact("".join(places))
+    unread = len("".join(places[read:])) + 1  # and the space after the last read
+    assert masked == "pwd=*** " * (read - 1) + "pwd=***" + (
+        f"*** (the last {unread} characters, masked unread: "
+        f"more than {read} places to mask in one text)"
+    )
+    # As many places as are read: each masked, nothing else.
+    assert redact("".join(places[:read])) == "pwd=*** " * read

@@ -74,19 +74,16 @@ WEBHOOKS = (
 )
 # The value after one of these names is masked: "name=value", "name: value",
 # '"name": "value"', URL queries ("?token=...") and longer names that end with
-# one of them ("HF_TOKEN=...", "wandb_key: ..."). Lower, upper, title and camel
-# case are recognised (api_key, API_KEY, Api_Key, apiKey).
+# one of them ("HF_TOKEN=...", "wandb_key: ..."), in lower, upper and title case
+# (apikey, APIKEY, Apikey). Names that end with "_key" or "Key" (api_key,
+# API_KEY, Api_Key, apiKey) are in PATTERNS below.
 SECRET_NAMES = (
     "token",
     "secret",
-    "secret_key",
     "password",
     "passwd",
-    "api_key",
     "apikey",
     "api-key",
-    "access_key",
-    "private_key",
     "credential",
     "credentials",
     "passphrase",
@@ -111,14 +108,23 @@ _BEARER = r"\s+([A-Za-z0-9._~+/=-]{8,})"
 # "pwd=..." is a password unless it is a path: the working directory.
 _NOT_A_PATH = r"""['"]?\s*[:=]\s*['"]?(?![/~.]|[A-Za-z]:\\)([^\s'",;&}]+)"""
 # A command line's "--password VALUE", "--hf-token=VALUE", "--wandb-key VALUE",
-# also as a list ('--api-key', 'VALUE'); "--max-tokens 512" and "--key-column
-# text" are not one. The name's words are bounded, so that a run of dashes or
-# words costs a few steps at each "--", never a scan to the end of the text.
-_WORDS = "(?:[A-Za-z0-9]+[_-])"
+# also as a list ('--api-key', 'VALUE'); "--max-tokens 512", "--key-column text"
+# and "--key VALUE" are not one: the name's last word tells. The name is taken
+# whole (a look-ahead, then the group it caught: Python 3.10 has no possessive
+# quantifier) and its last word checked by look-behinds, one for each width, so
+# that a "--" costs a few steps, never a retry at each letter of the name. An
+# option follows a space, a quote or a bracket: "a--b" and "-----" take one step.
+_OPTION_ENDS = (
+    "[_-](?i:auth)|[A-Za-z0-9][_-](?i:key)",
+    "[_-](?i:token)",
+    "[_-](?i:secret|passwd|apikey)",
+    "[_-](?i:password)",
+    "[_-](?i:passphrase|credential)",
+    "[_-](?i:credentials)",
+)
 _OPTION = (
-    f"(?=[A-Za-z0-9])(?P<option>{_WORDS}" + "{0,8}"
-    "(?i:token|secret|password|passwd|passphrase|auth|credentials?|apikey)"
-    f"|{_WORDS}" + "{1,8}(?i:key))"
+    r"(?<![\w-]--)(?=(?P<option>[A-Za-z0-9][A-Za-z0-9_-]{0,63}))(?P=option)"
+    f"(?:{'|'.join(f'(?<={end})' for end in _OPTION_ENDS)})"
     rf"""(?:=|[ ](?!-)|['"],[ ]?){_VALUE_ITSELF}"""
 )
 # Values of a secret name that hold no secret, left as they are: placeholders
@@ -150,19 +156,29 @@ PATTERNS = (
     *((host, path, False) for host, path in WEBHOOKS),
     *((name, _VALUE, False) for word in SECRET_NAMES for name in _cases(word)),
     *((name, _ASSIGNED, False) for name in [*_cases("signature"), *_cases("sig")]),
-    # Other names that end with "key": wandb_key, WANDB_KEY, wandbKey, and
+    # Names that end with "key": api_key, SECRET_KEY, Access_Key, wandbKey, and
     # Azure's AccountKey=, SharedAccessKey= (in connection strings).
     ("_key", _VALUE, False),
     ("_KEY", _VALUE, False),
+    ("_Key", _VALUE, False),
     ("Key", f"(?<=[a-z]Key){_VALUE}", False),
     *((name, _AUTHORIZATION, False) for name in _cases("authorization")),
     *((name, _BEARER, False) for name in _cases("bearer")),
     *((name, _NOT_A_PATH, False) for name in _cases("pwd")),
     # scheme://user:password@host, and scheme://token@host when the user name
-    # looks like a key ("bare"): git@, alice@ stay.
-    ("://", r"(?:[^\s/?#@:]*:|(?P<bare>))([^\s/?#@]+)@", False),
+    # looks like a key ("bare"): git@, alice@ stay. Each part is taken whole, as
+    # the option's name is: no retry at each character of a long URL.
+    (
+        "://",
+        r"(?:(?=(?P<user>[^\s/?#@:]*))(?P=user):|(?P<bare>))"
+        r"(?=(?P<userinfo>[^\s/?#@]+))((?P=userinfo))@",
+        False,
+    ),
     ("--", _OPTION, False),
 )
+# Masking a match costs a few us: in a text that holds more than this many (no
+# log message does), the rest is masked whole, in bounded time.
+MATCHES_READ = 1000
 # Characters from the rarest in log messages to the most common (roughly).
 _BY_RARITY = "zqxjkJKQXZwWvVyYfFbBgGpPmMuUcCdDhHlLrRsSnNiIoOaAtTeE-_:/. "
 # Every match holds one of these: a text without them needs no pattern.
@@ -349,9 +365,28 @@ class Redactor:
             pattern = _pattern()
             if pattern is None:
                 return _mask_from_a_literal(text)
-        if pattern.search(text) is None:  # most text: one quick scan
+        found = pattern.search(text)
+        if found is None:  # most text: one quick scan
             return text
-        return pattern.sub(_mask, text)
+        return _mask_all(pattern, text, found)
+
+
+def _mask_all(pattern: re.Pattern[str], text: str, found: re.Match[str]) -> str:
+    """The text with each match masked, from the first, ``found``. From the
+    match after MATCHES_READ on (a few ms of work), the rest is masked unread,
+    and the text says how much."""
+    pieces = [text[: found.start()], _mask(found)]
+    end = found.end()
+    for count, match in enumerate(pattern.finditer(text, end), 2):
+        if count > MATCHES_READ:
+            unread = len(text) - end
+            pieces.append(f"{MASK} (the last {unread} characters, masked unread: ")
+            pieces.append(f"more than {MATCHES_READ} places to mask in one text)")
+            return "".join(pieces)
+        pieces += (text[end : match.start()], _mask(match))
+        end = match.end()
+    pieces.append(text[end:])
+    return "".join(pieces)
 
 
 # Used by RedactFilter and the JSON formatter; setup_logging() gives it the values
