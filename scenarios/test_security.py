@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -306,6 +307,64 @@ def test_a_python_without_the_private_modules_proves_the_key_alike(
     assert relay._mac(key, b"owner", nonce) != proof
     assert relay._equal(proof, proof)
     assert not relay._equal(proof, bytes(len(proof)))
+
+
+class TellingSocket:
+    """A Unix socket whose platform tells its peer's user as ``answer``."""
+
+    family = getattr(socket, "AF_UNIX", -1)
+
+    def __init__(self, answer: bytes | OSError) -> None:
+        self.answer = answer
+        self.asked: list[tuple[int, int, int]] = []
+
+    def getsockopt(self, level: int, option: int, size: int) -> bytes:
+        self.asked.append((level, option, size))
+        if isinstance(self.answer, OSError):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin", "freebsd14", "openbsd7"])
+def test_the_peer_s_user_is_read_as_each_platform_tells_it(
+    monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    # Simulated: this machine's kernel answers only as Linux does.
+    monkeypatch.setattr(sys, "platform", platform)
+    if platform in ("darwin", "freebsd14"):  # LOCAL_PEERCRED, struct xucred
+        monkeypatch.delattr(socket, "SO_PEERCRED", raising=False)
+        asked = (0, getattr(socket, "LOCAL_PEERCRED", 1), 76)
+
+        def told(uid: int) -> bytes:
+            return struct.pack("2Ih16I", 0, uid, 1, uid, *[0] * 15)
+
+    else:  # SO_PEERCRED: pid, uid, gid; on OpenBSD uid, gid, pid
+        monkeypatch.setattr(socket, "SO_PEERCRED", 17, raising=False)
+        asked = (socket.SOL_SOCKET, 17, 12)
+
+        def told(uid: int) -> bytes:
+            if platform.startswith("openbsd"):
+                return struct.pack("3i", uid, 4242, 4243)
+            return struct.pack("3i", 4243, uid, 4242)
+
+    ours, theirs = TellingSocket(told(os.getuid())), TellingSocket(told(NOBODY))
+
+    assert relay._same_user(cast(socket.socket, ours))
+    assert not relay._same_user(cast(socket.socket, theirs))
+    assert ours.asked == [asked]
+    failing = TellingSocket(OSError(95, "Operation not supported"))
+    assert not relay._same_user(cast(socket.socket, failing))  # no answer, no entry
+
+
+def test_a_platform_that_does_not_tell_the_peer_s_user_leaves_it_to_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys, "platform", "sunos5")
+    monkeypatch.delattr(socket, "SO_PEERCRED", raising=False)
+    silent = TellingSocket(OSError(92, "Protocol not available"))
+
+    assert relay._same_user(cast(socket.socket, silent))
+    assert silent.asked == []
 
 
 def test_a_batch_longer_than_a_frame_is_sent_in_parts(

@@ -70,7 +70,12 @@ _KEY_BYTES = 16
 _MAGIC = b"log-relay-1\n"  # a peer's first bytes: which protocol it speaks
 _NONCE_BYTES = 16
 _MAC_BYTES = 32  # keyed BLAKE2b, 256 bits
-_CREDENTIALS = struct.Struct("3i")  # SO_PEERCRED: pid, uid, gid
+# A Unix socket's peer, as the platform tells it: SO_PEERCRED's pid, uid and gid
+# (Linux; OpenBSD's order is uid, gid, pid), LOCAL_PEERCRED's struct xucred:
+# version, uid, number of groups, 16 groups (macOS, FreeBSD).
+_CREDENTIALS = struct.Struct("3i")
+_XUCRED = struct.Struct("2Ih16I")
+SOL_LOCAL = 0
 
 WARNING = logging.WARNING
 # One entry per record and handler: (handler name, level, logger name, text).
@@ -717,17 +722,28 @@ def _equal(a: bytes, b: bytes) -> bool:
 def _same_user(connection: socket.socket) -> bool:
     """Does the peer of a Unix socket run as this process's user? True where
     the platform does not tell (the key still has to be known)."""
-    option = getattr(socket, "SO_PEERCRED", None)
-    if option is None or connection.family != getattr(socket, "AF_UNIX", None):
-        return True
     try:
-        credentials = connection.getsockopt(
-            socket.SOL_SOCKET, option, _CREDENTIALS.size
-        )
-    except OSError:
+        uid = _peer_uid(connection)
+    except (OSError, struct.error):
         return False
-    _, uid, _ = _CREDENTIALS.unpack(credentials)
-    return bool(uid == os.getuid())
+    return uid is None or uid == os.getuid()
+
+
+def _peer_uid(connection: socket.socket) -> int | None:
+    """The user id of a Unix socket's peer; None where the platform does not
+    tell, or for another kind of socket."""
+    if connection.family != getattr(socket, "AF_UNIX", None):
+        return None
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is not None:
+        data = connection.getsockopt(socket.SOL_SOCKET, option, _CREDENTIALS.size)
+        credentials = _CREDENTIALS.unpack(data)
+        return int(credentials[0 if sys.platform.startswith("openbsd") else 1])
+    if sys.platform == "darwin" or sys.platform.startswith("freebsd"):
+        option = getattr(socket, "LOCAL_PEERCRED", 1)
+        data = connection.getsockopt(SOL_LOCAL, option, _XUCRED.size)
+        return int(_XUCRED.unpack(data)[1])
+    return None
 
 
 def _check_private(path: str) -> None:
