@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 MASK = "***"
 # Environment variables whose names end with one of these words (after the last
@@ -113,7 +113,8 @@ _NOT_A_PATH = r"""['"]?\s*[:=]\s*['"]?(?![/~.]|[A-Za-z]:\\)([^\s'",;&}]+)"""
 # whole (a look-ahead, then the group it caught: Python 3.10 has no possessive
 # quantifier) and its last word checked by look-behinds, one for each width, so
 # that a "--" costs a few steps, never a retry at each letter of the name. An
-# option follows a space, a quote or a bracket: "a--b" and "-----" take one step.
+# option starts the text or follows a space, a quote, a bracket, "," or "=":
+# "a--b" and "-----" take one step at each "--".
 _OPTION_ENDS = (
     "[_-](?i:auth)|[A-Za-z0-9][_-](?i:key)",
     "[_-](?i:token)",
@@ -123,7 +124,7 @@ _OPTION_ENDS = (
     "[_-](?i:credentials)",
 )
 _OPTION = (
-    r"(?<![\w-]--)(?=(?P<option>[A-Za-z0-9][A-Za-z0-9_-]{0,63}))(?P=option)"
+    r"""(?<![^\s'"\[(,=]--)(?=(?P<option>[A-Za-z0-9][A-Za-z0-9_-]{0,63}))(?P=option)"""
     f"(?:{'|'.join(f'(?<={end})' for end in _OPTION_ENDS)})"
     rf"""(?:=|[ ](?!-)|['"],[ ]?){_VALUE_ITSELF}"""
 )
@@ -149,6 +150,7 @@ def _cases(word: str) -> list[str]:
     return list(dict.fromkeys(cases))
 
 
+OPTION = "--"  # a command line's option, searched for apart (_compile())
 # (literal, rest, whole word): what follows the literal holds one group, the
 # part masked. "Whole word" keeps key shapes from matching inside longer words.
 PATTERNS = (
@@ -166,15 +168,10 @@ PATTERNS = (
     *((name, _BEARER, False) for name in _cases("bearer")),
     *((name, _NOT_A_PATH, False) for name in _cases("pwd")),
     # scheme://user:password@host, and scheme://token@host when the user name
-    # looks like a key ("bare"): git@, alice@ stay. Each part is taken whole, as
-    # the option's name is: no retry at each character of a long URL.
-    (
-        "://",
-        r"(?:(?=(?P<user>[^\s/?#@:]*))(?P=user):|(?P<bare>))"
-        r"(?=(?P<userinfo>[^\s/?#@]+))((?P=userinfo))@",
-        False,
-    ),
-    ("--", _OPTION, False),
+    # looks like a key ("bare"): git@, alice@ stay. The look-ahead first makes
+    # sure of the "@": most "://" have none, and are left after one step.
+    ("://", r"(?=[^\s/?#@]*@)(?:[^\s/?#@:]*:|(?P<bare>))([^\s/?#@]+)@", False),
+    (OPTION, _OPTION, False),
 )
 # Masking a match costs a few us: in a text that holds more than this many (no
 # log message does), the rest is masked whole, in bounded time.
@@ -185,8 +182,9 @@ _BY_RARITY = "zqxjkJKQXZwWvVyYfFbBgGpPmMuUcCdDhHlLrRsSnNiIoOaAtTeE-_:/. "
 LITERALS = tuple(dict.fromkeys(literal for literal, _, _ in PATTERNS))
 
 
-def _compile() -> re.Pattern[str]:
-    """One regular expression for all PATTERNS, quick to search and to compile.
+def _compile() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """One regular expression for all PATTERNS but options, quick to search and
+    to compile, and one for options.
 
     Python's regex engine skips at C speed over characters that cannot start a
     match when every alternative starts with a literal character, and tries an
@@ -195,10 +193,14 @@ def _compile() -> re.Pattern[str]:
     the alternatives that start with one character share a branch, and those
     followed by the same pattern share it. Measured on the messages of
     tests/ordinary_log_lines.txt: a search takes 1/30 of the time these patterns
-    take written plainly one after the other; compiling takes a few ms.
+    take written plainly one after the other; compiling takes a few ms. Options
+    are searched for apart, in texts that hold "--": with them, each dash of a
+    "-----" line would be a place to try every branch at (8 ms for 100 KB).
     """
     branches: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for literal, rest, whole_word in PATTERNS:
+        if literal == OPTION:
+            continue
         at = min(range(len(literal)), key=lambda i: _BY_RARITY.find(literal[i]))
         whole = re.escape(literal)
         check = f"(?<={whole})" if at else ""
@@ -209,7 +211,7 @@ def _compile() -> re.Pattern[str]:
     for first, by_rest in branches.items():
         shared = [f"(?:{'|'.join(heads)}){rest}" for rest, heads in by_rest.items()]
         alternatives.append(f"{re.escape(first)}(?:{'|'.join(shared)})")
-    return re.compile("|".join(alternatives))
+    return re.compile("|".join(alternatives)), re.compile(OPTION + _OPTION)
 
 
 # Compiled on first use (about 10 ms), by the first text that holds one of its
@@ -217,13 +219,13 @@ def _compile() -> re.Pattern[str]:
 # records (a pool's short-lived spawned worker; set-up's run record) never pays
 # it, and one that logs many stops looking for literals (a few us a text).
 SPARED_TEXTS = 32
-_compiled: re.Pattern[str] | None = None
+_compiled: tuple[re.Pattern[str], re.Pattern[str]] | None = None
 _compiling = threading.local()
 _spared = 0
 
 
-def _pattern() -> re.Pattern[str] | None:
-    """The pattern, compiled on first use; None in a signal handler that logs
+def _pattern() -> tuple[re.Pattern[str], re.Pattern[str]] | None:
+    """The patterns, compiled on first use; None in a signal handler that logs
     while its thread compiles it: compiling there too would let the next signal
     nest another handler, and so on until the stack overflows."""
     global _compiled
@@ -261,15 +263,25 @@ def _mask_from_a_literal(text: str) -> str:
 
 
 def _mask(match: re.Match[str]) -> str:
+    """The match with its value masked, unless the value holds no secret."""
     start, end = match.span(match.lastindex or 0)
     text = match.string
     value = text[start:end]
-    if (
-        _NOT_SECRET.fullmatch(value)
-        or (match["bare"] is not None and not looks_secret(value))
-        or (
-            match["option"] and _is_metavar(value, match["option"], text[end : end + 2])
-        )
+    if _NOT_SECRET.fullmatch(value) or (
+        match["bare"] is not None and not looks_secret(value)
+    ):
+        return match[0]
+    return text[match.start() : start] + MASK + text[end : match.end()]
+
+
+def _mask_option(match: re.Match[str]) -> str:
+    """An option and its value masked, unless the value holds no secret or is
+    a help text's placeholder."""
+    start, end = match.span(match.lastindex or 0)
+    text = match.string
+    value = text[start:end]
+    if _NOT_SECRET.fullmatch(value) or _is_metavar(
+        value, match["option"], text[end : end + 2]
     ):
         return match[0]
     return text[match.start() : start] + MASK + text[end : match.end()]
@@ -357,25 +369,35 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        pattern = _compiled
-        if pattern is None:
+        patterns = _compiled
+        if patterns is None:
             if _spared < SPARED_TEXTS and not _has_literal(text):
                 _spared += 1  # not compiled yet, and it cannot match
                 return text
-            pattern = _pattern()
-            if pattern is None:
+            patterns = _pattern()
+            if patterns is None:
                 return _mask_from_a_literal(text)
-        found = pattern.search(text)
-        if found is None:  # most text: one quick scan
-            return text
-        return _mask_all(pattern, text, found)
+        others, options = patterns
+        found = others.search(text)  # most text: one quick scan, and done
+        if found is not None:
+            text = _mask_all(others, text, found, _mask)
+        if OPTION in text:
+            found = options.search(text)
+            if found is not None:
+                text = _mask_all(options, text, found, _mask_option)
+        return text
 
 
-def _mask_all(pattern: re.Pattern[str], text: str, found: re.Match[str]) -> str:
+def _mask_all(
+    pattern: re.Pattern[str],
+    text: str,
+    found: re.Match[str],
+    mask: Callable[[re.Match[str]], str],
+) -> str:
     """The text with each match masked, from the first, ``found``. From the
     match after MATCHES_READ on (a few ms of work), the rest is masked unread,
     and the text says how much."""
-    pieces = [text[: found.start()], _mask(found)]
+    pieces = [text[: found.start()], mask(found)]
     end = found.end()
     for count, match in enumerate(pattern.finditer(text, end), 2):
         if count > MATCHES_READ:
@@ -383,7 +405,7 @@ def _mask_all(pattern: re.Pattern[str], text: str, found: re.Match[str]) -> str:
             pieces.append(f"{MASK} (the last {unread} characters, masked unread: ")
             pieces.append(f"more than {MATCHES_READ} places to mask in one text)")
             return "".join(pieces)
-        pieces += (text[end : match.start()], _mask(match))
+        pieces += (text[end : match.start()], mask(match))
         end = match.end()
     pieces.append(text[end:])
     return "".join(pieces)
