@@ -531,7 +531,8 @@ def test_an_argument_that_cannot_be_shown_is_reported_masked(
 
 # Texts that would make a pattern try again at every character and scan on each
 # time (a run of dashes once took 7 s for 10,000): each literal alone, repeated,
-# and followed by what its pattern takes, once or repeated.
+# and followed by what its pattern takes, once or repeated; runs of each of its
+# characters.
 FILLERS = ("", "a", "A1", "=", "='", '="', ": ", " ", "-", "/", ":", "a-", "_", ".")
 
 
@@ -545,6 +546,8 @@ def _worst_cases() -> dict[str, tuple[str, str]]:
         for filler in FILLERS:
             cases[f"({literal} {filler})*n"] = (literal + filler, "")
             cases[f"{literal} ({filler})*n"] = (filler or "x", literal)
+        for character in literal:  # each a place to try a branch at
+            cases[f"({character})*n"] = (character, "")
     cases["-----BEGIN PRIVATE KEY----- (A)*n"] = ("A", "-----BEGIN PRIVATE KEY-----")
     cases["(eyJ...)*n"] = ("eyJhbGciOiJIUzI1NiJ9.eyJ", "")
     cases["long base64"] = ("Zm9vYmFyYmF6cXV4+/", "")

@@ -63,8 +63,9 @@ KEY_SHAPES = (
     ("AIza", "[A-Za-z0-9_-]{35}"),  # Google API key
     ("eyJ", r"[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*"),  # JWT
     # The body of a PEM private key, encrypted ones' headers (Proc-Type:,
-    # DEK-Info:) included, up to its "-----END" line.
-    ("PRIVATE KEY-----", "(?:[^-]|-(?!----))+"),
+    # DEK-Info:) included, up to its "-----END" line: at most 2,000 pieces, a
+    # run without a dash or a dash each (a key's body has a few).
+    ("PRIVATE KEY-----", "(?:[^-]+|-(?!----)){1,2000}"),
 )
 # Webhook URLs: the path is the secret, the host stays.
 WEBHOOKS = (
