@@ -264,15 +264,12 @@ def _mask_from_a_literal(text: str) -> str:
 
 
 def _mask(match: re.Match[str]) -> str:
-    """The match with its value masked, unless the value holds no secret."""
+    """The match with its value masked, unless the value holds no secret (a
+    URL's user name that does not look like a key included)."""
     start, end = match.span(match.lastindex or 0)
     text = match.string
-    value = text[start:end]
-    if _NOT_SECRET.fullmatch(value) or (
-        match["bare"] is not None and not looks_secret(value)
-    ):
-        return match[0]
-    return text[match.start() : start] + MASK + text[end : match.end()]
+    stays = match["bare"] is not None and not looks_secret(text[start:end])
+    return _replaced(match, start, end, stays)
 
 
 def _mask_option(match: re.Match[str]) -> str:
@@ -280,10 +277,15 @@ def _mask_option(match: re.Match[str]) -> str:
     a help text's placeholder."""
     start, end = match.span(match.lastindex or 0)
     text = match.string
-    value = text[start:end]
-    if _NOT_SECRET.fullmatch(value) or _is_metavar(
-        value, match["option"], text[end : end + 2]
-    ):
+    metavar = _is_metavar(text[start:end], match["option"], text[end : end + 2])
+    return _replaced(match, start, end, metavar)
+
+
+def _replaced(match: re.Match[str], start: int, end: int, stays: bool) -> str:
+    """The match with its part from ``start`` to ``end`` masked, unless that
+    stays or holds no secret."""
+    text = match.string
+    if stays or _NOT_SECRET.fullmatch(text, start, end):
         return match[0]
     return text[match.start() : start] + MASK + text[end : match.end()]
 
