@@ -22,7 +22,7 @@ import pytest
 import logfiles
 import {{ cookiecutter.package_name }}.logging_infra.context as context
 from {{ cookiecutter.package_name }} import config
-from {{ cookiecutter.package_name }}.logging_infra import configure, writer
+from {{ cookiecutter.package_name }}.logging_infra import configure, relay, writer
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 START_METHODS = [
@@ -298,6 +298,44 @@ def test_a_worker_that_learns_its_rank_late_writes_that_rank_s_files(
 
     assert messages(tmp_path, "error") == ["before the launcher set a rank"]
     assert messages(tmp_path, "error.rank1") == ["after it set rank 1"]
+
+
+def learn_rank_late_then_log(rank: str, count: int) -> None:
+    learn_rank_late(rank)
+    log = logging.getLogger("late")
+    for number in range(count):
+        log.info("rank %s record %06d", rank, number)
+
+
+@posix_only
+@pytest.mark.usefixtures("verbose_small_files")
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_terminated_worker_writes_its_last_records_to_its_rank_s_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """On SIGTERM a worker writes what it has not sent itself (its owner, held
+    here, reads none of it): to the files of the rank it learned late."""
+    for name in context.RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(writer, "QUEUE_SIZE", 4096)  # the owner holds 8 batches
+    config.setup_logging(tmp_path)
+    writer.QUEUE_SIZE = 50_000  # a forked worker's own
+    held, write = threading.Event(), relay.Batch.write
+    monkeypatch.setattr(relay.Batch, "write", lambda b: held.wait(60) and write(b))
+    try:
+        pool = multiprocessing.get_context(method).Pool(
+            1, initializer=config.worker_logging()
+        )
+        pool.apply(learn_rank_late_then_log, ("1", 20_000))
+        pool.terminate()
+        pool.join()
+    finally:
+        held.set()
+    writer.stop()
+
+    expected = [f"rank 1 record {n:06d}" for n in range(20_000)]
+    assert_exactly_once(messages(tmp_path, "info.rank1"), expected)
+    assert not [m for m in messages(tmp_path) if m.startswith("rank 1 record")]
 
 
 def test_a_process_waiting_for_its_rank_reads_the_environment_only_as_it_grows(

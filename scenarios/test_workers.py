@@ -38,10 +38,10 @@ config.LOGGING_CONFIG["handlers"]["error"]["level"] = "ERROR"
 config.LOGGING_CONFIG["handlers"]["console"]["level"] = "CRITICAL"
 config.RUN_DIRS_KEPT = None  # the files straight in the log directory
 
-def log_records(worker, count):
+def log_records(worker, count, level=logging.INFO):
     log = logging.getLogger(f"worker.{worker}")
     for number in range(count):
-        log.info("worker %d record %06d", worker, number)
+        log.log(level, "worker %d record %06d", worker, number)
     return os.getpid()
 
 def warn(number):
@@ -49,6 +49,16 @@ def warn(number):
 
 def log_at(level, worker):
     logging.getLogger(f"worker.{worker}").log(level, "worker %d joined", worker)
+
+def ended_by_a_library(initializer):
+    # A worker whose SIGTERM handler is a library's: clean-up, then os._exit().
+    initializer()
+
+    def library_handler(signum, frame):
+        time.sleep(3)
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, library_handler)
 
 def log_forever(worker, pid_file=None):
     log = logging.getLogger(f"worker.{worker}")
@@ -113,6 +123,14 @@ def records(log_dir: Path, name: str = "info") -> list[logfiles.Record]:
     for path in sorted(log_dir.glob(f"{name}.log*")):
         found += logfiles.parse(path.read_text("utf-8").splitlines(), path.name)
     return found
+
+
+def level_in_info_log() -> int:
+    """A level that reaches info.log with LOGGING_CONFIG as config.py has it, as
+    a worker that joins by importing config has it (PRELUDE's changes come after
+    the import)."""
+    levels = (config.LOGGING_CONFIG["root"], config.LOGGING_CONFIG["handlers"]["info"])
+    return max(getattr(logging, where["level"]) for where in levels)
 
 
 def assert_exactly_once(found: list[str], expected: list[str]) -> None:
@@ -198,6 +216,60 @@ def test_terminating_idle_workers_never_hangs(
     expected = [f"worker {r} record 000000" for r in range(repetitions)]
     assert_exactly_once(found, expected)
     assert len(found) == repetitions, found[:5]  # and no worker's own farewell
+
+
+# How a terminated worker joined, and whose SIGTERM handler it has.
+TERMINATED = {
+    "by the hook": "config.worker_logging()",
+    "by the hook, a library's handler": (
+        "ended_by_a_library, initargs=(config.worker_logging(),)"
+    ),
+    "by importing config": "None",  # spawn, forkserver: with config.py's levels
+}
+
+
+@posix_only
+@pytest.mark.parametrize("joined", TERMINATED)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_a_terminated_worker_its_owner_does_not_read_writes_its_records_itself(
+    tmp_path: Path, run_python: RunPython, method: str, joined: str
+) -> None:
+    """SIGTERM finds a worker's records queued, and the run's owner reading none
+    of them (busy with other workers' records: here it is held). The worker
+    writes what it has not sent itself, to the run's files, and the owner what
+    reached its socket: every record once, and no wait for the owner."""
+    if joined == "by importing config" and method == "fork":
+        pytest.skip("a forked worker joins as it starts")
+    level, count = logging.INFO, 20_000
+    if joined == "by importing config":
+        level = level_in_info_log()
+        if level >= logging.ERROR:  # each is sent before its call returns
+            count = 300  # more would wait for the held owner
+    output = run_script(
+        run_python,
+        tmp_path,
+        f"""
+import threading
+from {{ cookiecutter.package_name }}.logging_infra import relay, writer
+writer.QUEUE_SIZE = 4096  # the owner holds 8 batches; the rest stay in the socket
+config.setup_logging({str(tmp_path)!r})
+writer.QUEUE_SIZE = 50_000  # a forked worker's own
+held, write = threading.Event(), relay.Batch.write
+relay.Batch.write = lambda batch: held.wait(60) and write(batch)
+context = multiprocessing.get_context({method!r})
+pool = context.Pool(1, initializer={TERMINATED[joined]})
+pool.apply(log_records, (0, {count}, {level}))
+start = time.monotonic()
+pool.terminate()
+pool.join()
+print("termination:", time.monotonic() - start)
+held.set()
+""",
+    )
+
+    assert float(output.split()[-1]) < sigterm.GRACE_SECONDS
+    expected = [f"worker 0 record {n:06d}" for n in range(count)]
+    assert_exactly_once([r.message for r in records(tmp_path)], expected)
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
@@ -353,10 +425,7 @@ with ProcessPoolExecutor(2, context, initializer=config.worker_logging()) as poo
 def test_spawned_workers_join_the_run_without_the_hook(
     tmp_path: Path, run_python: RunPython, method: str
 ) -> None:
-    # They join with LOGGING_CONFIG as config.py has it (PRELUDE's changes come
-    # after the import): log at a level that reaches info.log with those levels.
-    levels = (config.LOGGING_CONFIG["root"], config.LOGGING_CONFIG["handlers"]["info"])
-    level = max(getattr(logging, where["level"]) for where in levels)
+    level = level_in_info_log()
     run_script(
         run_python,
         tmp_path,

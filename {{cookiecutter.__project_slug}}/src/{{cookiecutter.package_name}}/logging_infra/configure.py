@@ -148,6 +148,9 @@ def _setup(
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     wanted = coexist.absolute(wanted)  # where it started, whatever chdir follows
     directory: Path | None = wanted
+    # What the processes started from here inherit: the run, and its directory,
+    # where a joined process writes once its owner no longer reads it (relay.py).
+    shared = {env.run_id: run.run_id, env.log_dir: str(wanted)}
     joined = _join(env.writer_address, notes)
     if joined is not None:
         context.watch_rank()
@@ -165,14 +168,14 @@ def _setup(
         files = [name for name, h in config["handlers"].items() if "filename" in h]
         _drop_handlers(config, files)
         directory = None
+        del shared[env.log_dir]
 
     coexist.unwatch()  # this replaces root's handlers: not a surprise
     logging.config.dictConfig(config)
     for handler in logging.getLogger().handlers:  # the run's start and end lines
         handler.addFilter(_on_console if handler.name == "console" else _in_files)
     libraries.adopt()  # their records once, through these handlers
-    # The processes this one starts share its run id, and join its writer.
-    shared = {env.run_id: run.run_id}
+    # The processes this one starts share its run, and join its writer.
     writer.start(logging.getLogger(), env.writer_address, run.rank, joined, shared)
     writer.drain_on_sigterm()
     logging.captureWarnings(True)  # and captureWarnings(False) undoes this:
@@ -311,11 +314,12 @@ def last_setup() -> Callable[[], Path | None]:
 
 
 def run_environment() -> dict[str, str]:
-    """The variables that make a process join this run: its writer and its id."""
+    """The variables that make a process join this run: its writer, its id and
+    its directory."""
     if _last_setup is None:
         raise RuntimeError("setup_logging() has not been called")
     env: EnvNames = _last_setup.keywords["env"]
-    names = (env.writer_address, env.run_id)
+    names = (env.writer_address, env.run_id, env.log_dir)
     return {name: os.environ[name] for name in names if name in os.environ}
 
 

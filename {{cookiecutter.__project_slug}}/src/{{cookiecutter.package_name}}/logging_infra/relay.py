@@ -20,6 +20,15 @@ tells the peer how many of its batches it read. A peer keeps the batches that
 may still be in the socket until then, and writes those the owner did not read,
 and whatever it logs after the owner has gone, to the run's files itself. The
 owner's exit waits for peers that still send at most PEERS_SECONDS.
+
+A peer that gets SIGTERM may have moments left, and an owner busy with many
+peers may not read it for seconds: it hands over (``Sender.hand_over()``). It
+stops sending, ending a send in progress, and writes what it has not sent to
+the run's files itself; the owner drops the part of a batch that was cut, and
+reads a peer that has ended to the end of its stream, even while stopping: every
+whole batch in the socket is the owner's to write. (Linux tells the owner at
+once that a peer has ended; elsewhere, it finds out when its answer cannot be
+sent.)
 """
 
 from __future__ import annotations
@@ -53,6 +62,9 @@ BATCH_RECORDS = 512  # a joined process sends at most this many records at once
 # QUIET_SECONDS.
 PEERS_SECONDS = 2.0
 QUIET_SECONDS = 0.5
+# What a peer that has ended left in its socket is read to the end, within this
+# (it is at most the socket's buffers: a fraction of a second).
+ENDED_SECONDS = 10.0
 # How long a peer, ending, waits for the owner to say how many of its batches
 # it read; then it writes them itself, noting that they may be there twice.
 CONFIRM_SECONDS = 5.0
@@ -180,12 +192,7 @@ class Server:
 
     def sink(self, name: str, rank: int) -> logging.Handler | None:
         """The handler that writes ``name``'s records of ``rank``."""
-        handler = self.handlers.get(name)
-        if rank != self.rank and isinstance(handler, LogFileHandler):
-            key = (name, rank)
-            if key not in self.ranked:
-                self.ranked[key] = _ranked_copy(handler, rank)
-            handler = self.ranked[key]
+        handler = _of_rank(self.handlers.get(name), rank, self.rank, self.ranked)
         if handler is not None:
             self.touched.add(handler)
         return handler
@@ -237,10 +244,21 @@ class Server:
                 self._refuse(connection, "does not know this run's key")
                 return
             read = 0
+
+            def leave() -> bool:
+                # A peer that has ended gets no answer: what it sent is read.
+                return self.leaving and not _ended(connection)
+
             # Each batch names its rank: a process may learn its rank after it
             # joined (Lightning's ddp_spawn and ddp_fork).
-            while not self.leaving:
-                body = _receive(connection, lambda: self.leaving)
+            while True:
+                if leave():
+                    try:
+                        connection.sendall(_HEADER.pack(read))
+                        return  # the peer writes itself whatever it sent after these
+                    except OSError:  # it has just ended: read on
+                        pass
+                body = _receive(connection, leave)
                 if body is None:
                     break
                 rank, entries = _parse_batch(body)
@@ -251,9 +269,7 @@ class Server:
                 self.records.put_nowait(Batch(self, rank, entries))
                 self.received += 1
                 read += 1
-            # The peer ended, or this process stops: the peer writes itself
-            # whatever it sent after these.
-            connection.sendall(_HEADER.pack(read))
+            connection.sendall(_HEADER.pack(read))  # the end: all read
         except (OSError, ValueError):  # gone, or not speaking this protocol
             pass
         finally:
@@ -289,9 +305,10 @@ class Server:
     def close(self) -> None:
         """Read what peers send, for PEERS_SECONDS at most, then stop listening.
 
-        Readers of peers that ended finish with the end of their stream; those
-        of live peers stop once nothing arrives for QUIET_SECONDS, telling
-        each peer how many of its batches were read: it writes the rest.
+        Readers of live peers stop once nothing arrives for QUIET_SECONDS,
+        telling each peer how many of its batches were read: it writes the
+        rest. Those of peers that ended read to the end of their stream (within
+        ENDED_SECONDS more).
         """
         self.closing = True
         with contextlib.suppress(OSError), socket.socket(self.listener.family) as wake:
@@ -307,8 +324,17 @@ class Server:
                 if self.received != progress:
                     progress, since = self.received, time.monotonic()
         self.leaving = True
-        for thread, _ in self.readers:  # each ends at its next batch's end
-            thread.join(max(0.0, start + PEERS_SECONDS + 1.0 - time.monotonic()))
+        # Each ends at its next batch's end, or an ended peer's at the end of
+        # its stream: while they read, they are waited for.
+        progress, since = self.received, time.monotonic()
+        deadline = since + ENDED_SECONDS
+        for thread, _ in self.readers:
+            while thread.is_alive() and time.monotonic() - since < QUIET_SECONDS:
+                if time.monotonic() > deadline:
+                    break
+                thread.join(0.05)
+                if self.received != progress:
+                    progress, since = self.received, time.monotonic()
         self.listener.close()
         self._forget()
 
@@ -357,6 +383,22 @@ def _private_directory() -> str:
     raise error
 
 
+def _of_rank(
+    handler: logging.Handler | None,
+    rank: int,
+    own: int,
+    copies: dict[tuple[str, int], logging.Handler | None],
+) -> logging.Handler | None:
+    """The handler for ``rank``'s records: for a rank other than ``own``, a copy
+    of a file handler that writes that rank's file (kept in ``copies``)."""
+    if rank == own or not isinstance(handler, LogFileHandler):
+        return handler
+    key = (handler.get_name(), rank)
+    if key not in copies:
+        copies[key] = _ranked_copy(handler, rank)
+    return copies[key]
+
+
 def _ranked_copy(handler: LogFileHandler, rank: int) -> LogFileHandler | None:
     root, extension = os.path.splitext(handler.baseFilename)
     try:
@@ -371,6 +413,19 @@ def _ranked_copy(handler: LogFileHandler, rank: int) -> LogFileHandler | None:
         return None
     copy.flush_each_record = handler.flush_each_record
     return copy
+
+
+def _ended(connection: socket.socket) -> bool:
+    """Has the peer ended its side of the stream (what is in the socket is all
+    there is)? False where the platform does not tell."""
+    if not hasattr(select, "POLLRDHUP"):  # Linux only
+        return False
+    poll = select.poll()
+    poll.register(connection, select.POLLRDHUP)
+    try:
+        return bool(poll.poll(0))
+    except OSError:
+        return True
 
 
 def _receive(connection: socket.socket, give_up: Callable[[], bool]) -> bytes | None:
@@ -443,11 +498,15 @@ class Sender(logging.Handler):
     ) -> None:
         super().__init__()
         self.address, self.rank, self.connection = address, rank, connection
+        self.files_rank = rank  # whose files ``handlers`` name; a rank learned
+        # later writes its own (``ranked``), once this process writes itself
+        self.ranked: dict[tuple[str, int], logging.Handler | None] = {}
         self.handlers = handlers
         self.local: list[logging.Handler] = []  # written by this process's writer
         self.entries: list[Entry] = []
         self.size = 0
         self.alone = False  # the owner has gone: this process writes the files
+        self.handing_over = False  # SIGTERM: it writes what it has not sent
         # Frames sent that may still be in the socket, unread: (rank, entries,
         # bytes), the oldest first, covering at least ``keep`` bytes.
         self.unconfirmed: collections.deque[tuple[int, list[Entry], int]] = (
@@ -493,6 +552,8 @@ class Sender(logging.Handler):
         if not self.entries:
             return
         entries, self.entries, self.size = self.entries, [], 0
+        if self.handing_over and not self.alone:
+            self._go_alone(None)
         if self.alone:
             self._write_here(self.rank, entries)
             return
@@ -516,21 +577,40 @@ class Sender(logging.Handler):
             while self.unconfirmed_bytes - self.unconfirmed[0][2] >= self.keep:
                 self.unconfirmed_bytes -= self.unconfirmed.popleft()[2]
 
+    def hand_over(self) -> None:
+        """SIGTERM: from now on this process writes the files itself, beginning
+        with what it has not sent. A send in progress ends (the owner drops the
+        part of the batch that was cut: it is written here); the batches sent
+        whole are the owner's to write, which reads the socket of a peer that
+        has ended to its end. Safe to call from a signal handler."""
+        self.handing_over = True
+        connection = self.connection
+        if connection is not None and not self.alone:
+            # Both ways: a send waiting for room wakes only so (a poll for
+            # room ignores the end of writing alone); an answer already here
+            # can still be read.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
     def _go_alone(self, error: OSError | None) -> None:
         """The owner has gone: from now on this process writes the files, first
         the frames that the owner says it did not read. If it says nothing, all
-        those it may not have read, with a note that they may be there twice."""
+        those it may not have read, with a note that they may be there twice
+        (unless this process is handing over: then they are the owner's)."""
         connection, self.connection = self.connection, None
         read = None
         if connection is not None:
-            read = _goodbye(connection, 0.1 if error else CONFIRM_SECONDS)
+            wait = 0.0 if self.handing_over else 0.1 if error else CONFIRM_SECONDS
+            read = _goodbye(connection, wait)
             connection.close()
         self.alone = True
         first = self.sent - len(self.unconfirmed)  # the number of the oldest kept
         unread = list(self.unconfirmed)[max(0, (read or 0) - first) :]
         self.unconfirmed.clear()
         self.unconfirmed_bytes = 0
-        if read is None and unread:
+        if read is None and self.handing_over:
+            unread = []  # in the socket, which the owner reads to the end
+        elif read is None and unread:
             records = sum(len(entries) for _, entries, _ in unread)
             self._note(
                 f"The run's log writer did not say what it wrote of this process's "
@@ -562,10 +642,16 @@ class Sender(logging.Handler):
         for handler in by_name.values():
             if isinstance(handler, LogFileHandler) and handler.detached:
                 handler.detached = False  # it opens the file as it writes
-        write_entries(entries, by_name.get)
-        for handler in by_name.values():
-            with contextlib.suppress(OSError, ValueError):
-                handler.flush()
+        write_entries(
+            entries,
+            lambda name: _of_rank(
+                by_name.get(name), rank, self.files_rank, self.ranked
+            ),
+        )
+        for written in [*by_name.values(), *self.ranked.values()]:
+            if written is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    written.flush()
 
     def close(self) -> None:
         try:
@@ -579,6 +665,9 @@ class Sender(logging.Handler):
         finally:
             if self.connection is not None:
                 self.connection.close()
+            for handler in self.ranked.values():
+                if handler is not None:
+                    handler.close()
             super().close()
 
 
@@ -772,5 +861,5 @@ def forked(parent: Sender | Server) -> Sender:
     if parent.connection is not None:
         parent.connection.close()
     sender = Sender(parent.address, parent.rank, [])
-    sender.alone = parent.alone
+    sender.alone, sender.files_rank = parent.alone, parent.files_rank
     return sender

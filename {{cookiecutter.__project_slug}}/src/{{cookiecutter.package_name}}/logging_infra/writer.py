@@ -486,10 +486,20 @@ def drain_on_sigterm() -> None:
 
 
 def _drain_for_another_handler() -> None:
-    _writer.flush(timeout=sigterm.GRACE_SECONDS)
+    _write_what_is_queued()
 
 
 def _before_sigterm_exit() -> None:
     if os.getpid() == _owner_pid:  # a worker's end is its owner's business
         logging.getLogger(__name__).warning("Terminated by SIGTERM")
-    _writer.flush(timeout=sigterm.GRACE_SECONDS)  # gives up on a stalled writer
+    _write_what_is_queued()
+
+
+def _write_what_is_queued() -> None:
+    """Write every record queued so far, giving up only on a stalled writer. A
+    joined process writes the files itself from now on: its owner, busy with
+    other processes, may not read it before it dies."""
+    sender = _writer.relay
+    if sender is not None:
+        sender.hand_over()
+    _writer.flush(timeout=sigterm.GRACE_SECONDS)
