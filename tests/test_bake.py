@@ -77,12 +77,10 @@ COMBINATIONS: dict[str, dict[str, str]] = {
         "log_dir": "deeply-nested.log-dir/" * 2 + "d" * 16,
     },
 }
-# The machinery's slow scenarios (many processes, repetitions) run for these: they
-# set their own levels, and these two cover both file formats and both layouts.
-# Not yet for quiet and errors-only: under the load of four full runs at once,
-# test_fifteen_workers_every_record_once_nothing_torn[spawn] loses records (a
-# terminated worker gives up on an owner too busy to read; to be fixed first).
-FULL_SUITE = ["defaults", "verbose-nested-dir"]
+# The machinery's slow scenarios (many processes, repetitions) run for these: both
+# file formats and layouts, both console styles, and tqdm (a stuck or captured
+# console takes another path with each).
+FULL_SUITE = ["defaults", "verbose-nested-dir", "quiet", "errors-only"]
 SLOW = pytest.mark.slow
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 DETAILED = re.compile(

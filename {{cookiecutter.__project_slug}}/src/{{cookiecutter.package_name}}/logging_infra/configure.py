@@ -59,6 +59,11 @@ class EnvNames:
     def writer_address(self) -> str:
         return writer_variable(self.log_dir)
 
+    @property
+    def run_dir(self) -> str:
+        """Set with the writer's address: the directory of the run's files."""
+        return self.log_dir.removesuffix("_DIR") + "_RUN_DIR"
+
 
 def writer_variable(log_dir_env: str) -> str:
     """Set by the process that writes the files, for those it starts."""
@@ -148,17 +153,18 @@ def _setup(
     wanted = Path(log_dir or os.environ.get(env.log_dir) or default_dir)
     wanted = coexist.absolute(wanted)  # where it started, whatever chdir follows
     directory: Path | None = wanted
-    # What the processes started from here inherit: the run, and its directory,
-    # where a joined process writes once its owner no longer reads it (relay.py).
-    shared = {env.run_id: run.run_id, env.log_dir: str(wanted)}
     joined = _join(env.writer_address, notes)
     if joined is not None:
         context.watch_rank()
     try:
-        if run_dirs_kept is not None and joined is None:
+        if joined is not None:
+            # The owner's files, whatever this process's own settings: it
+            # writes them itself once the owner no longer reads it (relay.py).
+            if run_dirs_kept is not None:
+                wanted = wanted / run.run_id
+            directory = wanted = Path(os.environ.get(env.run_dir) or wanted)
+        elif run_dirs_kept is not None:
             directory = wanted = runs.run_directory(wanted, run, run_dirs_kept, notes)
-        elif run_dirs_kept is not None:  # the owner made it: only name it here
-            directory = wanted = wanted / run.run_id
         _open_log_files(config, wanted, run.rank, create=joined is None)
     except OSError as error:
         notes.append(
@@ -168,7 +174,6 @@ def _setup(
         files = [name for name, h in config["handlers"].items() if "filename" in h]
         _drop_handlers(config, files)
         directory = None
-        del shared[env.log_dir]
 
     coexist.unwatch()  # this replaces root's handlers: not a surprise
     logging.config.dictConfig(config)
@@ -176,6 +181,9 @@ def _setup(
         handler.addFilter(_on_console if handler.name == "console" else _in_files)
     libraries.adopt()  # their records once, through these handlers
     # The processes this one starts share its run, and join its writer.
+    shared = {env.run_id: run.run_id}
+    if directory is not None:
+        shared[env.run_dir] = str(directory)
     writer.start(logging.getLogger(), env.writer_address, run.rank, joined, shared)
     writer.drain_on_sigterm()
     logging.captureWarnings(True)  # and captureWarnings(False) undoes this:
@@ -315,11 +323,11 @@ def last_setup() -> Callable[[], Path | None]:
 
 def run_environment() -> dict[str, str]:
     """The variables that make a process join this run: its writer, its id and
-    its directory."""
+    the directory of its files."""
     if _last_setup is None:
         raise RuntimeError("setup_logging() has not been called")
     env: EnvNames = _last_setup.keywords["env"]
-    names = (env.writer_address, env.run_id, env.log_dir)
+    names = (env.writer_address, env.run_id, env.run_dir)
     return {name: os.environ[name] for name in names if name in os.environ}
 
 
