@@ -482,11 +482,7 @@ atexit.register(stop)
 
 def drain_on_sigterm() -> None:
     """On SIGTERM, write what is queued, then die of the signal as before."""
-    sigterm.install(_before_sigterm_exit, _drain_for_another_handler)
-
-
-def _drain_for_another_handler() -> None:
-    _write_what_is_queued()
+    sigterm.install(_before_sigterm_exit, _write_what_is_queued)
 
 
 def _before_sigterm_exit() -> None:
