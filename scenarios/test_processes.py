@@ -21,8 +21,9 @@ import pytest
 
 import logfiles
 import {{ cookiecutter.package_name }}.logging_infra.context as context
+import {{ cookiecutter.package_name }}.logging_infra.relay as relay
 from {{ cookiecutter.package_name }} import config
-from {{ cookiecutter.package_name }}.logging_infra import configure, relay, writer
+from {{ cookiecutter.package_name }}.logging_infra import configure, writer
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 START_METHODS = [
