@@ -314,29 +314,25 @@ class Server:
         with contextlib.suppress(OSError), socket.socket(self.listener.family) as wake:
             wake.connect(self.listener.getsockname())  # accept() returns at once
         self.thread.join(QUIET_SECONDS)
+        self._wait_for_readers(PEERS_SECONDS)
+        self.leaving = True
+        # Each ends at its next batch's end, or an ended peer's at the end of
+        # its stream: while they read, they are waited for.
+        self._wait_for_readers(ENDED_SECONDS)
+        self.listener.close()
+        self._forget()
+
+    def _wait_for_readers(self, seconds: float) -> None:
+        """Wait for the readers to end while batches arrive, ``seconds`` at most."""
         start = time.monotonic()
         progress, since = self.received, start
         for thread, _ in self.readers:
             while thread.is_alive() and time.monotonic() - since < QUIET_SECONDS:
-                if time.monotonic() - start > PEERS_SECONDS:
+                if time.monotonic() - start > seconds:
                     break
                 thread.join(0.05)
                 if self.received != progress:
                     progress, since = self.received, time.monotonic()
-        self.leaving = True
-        # Each ends at its next batch's end, or an ended peer's at the end of
-        # its stream: while they read, they are waited for.
-        progress, since = self.received, time.monotonic()
-        deadline = since + ENDED_SECONDS
-        for thread, _ in self.readers:
-            while thread.is_alive() and time.monotonic() - since < QUIET_SECONDS:
-                if time.monotonic() > deadline:
-                    break
-                thread.join(0.05)
-                if self.received != progress:
-                    progress, since = self.received, time.monotonic()
-        self.listener.close()
-        self._forget()
 
     def close_files(self) -> None:
         """Close the files opened for other ranks, once the writer is done."""
