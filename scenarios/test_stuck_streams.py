@@ -2,7 +2,7 @@
 files or the program, and a disk that fills keeps every whole line that fit.
 
 Each scenario runs in a fresh interpreter with a time limit; those decided by
-timing run three times.
+timing run more than once.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +43,15 @@ log = logging.getLogger("job")
 # Enough lines to fill a pipe (64 KiB) and the console's backlog many times over,
 # and, before, the writer's queue: every call then waited 10 s for room.
 BURST = 60_000
+
+# Until the whole burst is in the files, so that what is timed after it is the
+# console's part only: writing 60,000 queued records took up to 4.7 s under CI's load.
+WAIT_FOR_FILES = """\
+deadline, in_file = time.monotonic() + 60, 0
+while in_file < {burst} and time.monotonic() < deadline:
+    time.sleep(0.1)
+    with open(os.path.join(log_dir, "info.log"), "rb") as info:
+        in_file = info.read().count(b"{word} ")"""
 
 
 def start(tmp_path: Path, body: str) -> subprocess.Popen[bytes]:
@@ -136,11 +146,7 @@ for number in range({BURST}):
     took = time.monotonic() - start
     slowest, slow = max(slowest, took), slow + (took > 0.5)
 # The writer writes the file meanwhile: the whole burst reaches it.
-deadline, in_file = time.monotonic() + 60, 0
-while in_file < {BURST} and time.monotonic() < deadline:
-    time.sleep(0.1)
-    with open(os.path.join(log_dir, "info.log"), "rb") as info:
-        in_file = info.read().count(b"record ")
+{WAIT_FOR_FILES.format(burst=BURST, word="record")}
 start = time.monotonic()
 config.flush_logs()  # the files are written: only the console may hold it up
 flushed = time.monotonic() - start
@@ -230,35 +236,42 @@ print("done", flush=True)
 
 @posix_only
 @pytest.mark.slow
-@pytest.mark.parametrize("repetition", range(3))
+@pytest.mark.parametrize("repetition", range(2))
+@pytest.mark.parametrize("at_exit", ["queued", "written"])
 def test_a_program_whose_console_is_not_read_ends_within_the_grace(
-    tmp_path: Path, repetition: int
+    tmp_path: Path, at_exit: str, repetition: int
 ) -> None:
+    wait = {"queued": "", "written": WAIT_FOR_FILES.format(burst=BURST, word="record")}
     process = start(
         tmp_path,
         f"""
 config.setup_logging(log_dir)
 for number in range({BURST}):
     log.info("record %05d", number)
+{wait[at_exit]}
 print("done", flush=True)
 """,
     )
-    assert read_line(process, timeout=60) == "done\n"
-    exit_seconds = ended(process, timeout=console.GRACE_SECONDS + 10)
+    assert read_line(process, timeout=90) == "done\n"
+    exit_seconds = ended(process, timeout=60)
     assert process.stderr is not None
     shown = process.stderr.read().decode()
 
     assert process.returncode == 0, shown[-2000:]
-    # What is queued is written (the files), then the console gets the grace.
-    assert exit_seconds < console.GRACE_SECONDS + 3
+    # The end waits for the stuck console no longer than its grace; what it also
+    # writes when records are still queued takes what the machine's load says.
+    if at_exit == "written":
+        assert exit_seconds < console.GRACE_SECONDS + 3
     lines = info_lines(tmp_path)
+    # What was queued at the end is written (the files) whatever the console.
     assert sum(m.startswith("record ") for m in messages(lines)) == BURST
     on_console = numbers(shown, "record")
     assert dropped_notes(lines) == [BURST - len(on_console)]
 
 
+CHILD_WAIT = textwrap.indent(WAIT_FOR_FILES.format(burst=BURST, word="child"), "    ")
 CHILD = f"""
-import logging
+import logging, os, sys, time
 from {{ cookiecutter.package_name }} import config
 config.RUN_DIRS_KEPT = None
 for name in ("console", "info"):
@@ -267,6 +280,9 @@ config.LOGGING_CONFIG["root"]["level"] = "INFO"
 config.setup_logging()  # joins the run of the process that started it
 for number in range({BURST}):
     logging.getLogger("child").info("child %05d", number)
+log_dir, at_exit = sys.argv[1:]
+if at_exit == "written":
+{CHILD_WAIT}
 print("done", flush=True)
 """
 
@@ -274,8 +290,9 @@ print("done", flush=True)
 @posix_only
 @pytest.mark.slow
 @pytest.mark.parametrize("repetition", range(2))
+@pytest.mark.parametrize("at_exit", ["queued", "written"])
 def test_a_joined_process_whose_console_is_not_read_sends_its_count(
-    tmp_path: Path, repetition: int
+    tmp_path: Path, at_exit: str, repetition: int
 ) -> None:
     # A child whose standard error is a pipe nobody reads (not the owner's) writes
     # its own console; the owner's files get its records and its count.
@@ -285,23 +302,24 @@ def test_a_joined_process_whose_console_is_not_read_sends_its_count(
 import subprocess
 config.setup_logging(log_dir)
 child = subprocess.Popen(
-    [sys.executable, "-c", {CHILD!r}],
+    [sys.executable, "-c", {CHILD!r}, log_dir, {at_exit!r}],
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
 )
 assert child.stdout.readline() == b"done\\n"
 start = time.monotonic()
-child.wait(30)
+child.wait(60)
 took = time.monotonic() - start
 shown = child.stderr.read().decode().count("child ")
 print(child.returncode, took, shown, flush=True)
 """,
     )
-    returncode, took, shown = read_line(process, timeout=90).split()
+    returncode, took, shown = read_line(process, timeout=150).split()
     ended(process, timeout=30)
 
     assert returncode == "0"
-    assert float(took) < console.GRACE_SECONDS + 3
+    if at_exit == "written":  # as above: the console's grace, then the count sent
+        assert float(took) < console.GRACE_SECONDS + 3
     found = messages(info_lines(tmp_path))
     assert sum(m.startswith("child ") for m in found) == BURST
     assert dropped_notes(found) == [BURST - int(shown)]
